@@ -1,0 +1,455 @@
+"""Tests of the synthetic HAADF generator and its ground truth."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+
+from ferrogym.workflows.errors import InputError
+from ferrogym.workflows.synthetic import (
+    ANTIPOLAR,
+    POLARIZATION_DIRECTIONS,
+    GroundTruth,
+    SyntheticParams,
+    SyntheticSample,
+    generate,
+    sample_params,
+)
+
+SMALL = (192, 192)
+
+
+def clean(**kw) -> SyntheticParams:
+    """Noise-free small image parameters."""
+    return SyntheticParams(**{"shape": SMALL, "dose": None, **kw})
+
+
+def b_sites(truth: GroundTruth) -> np.ndarray:
+    """Boolean mask of the B columns."""
+    return truth.sublattice == "B"
+
+
+def rotate(vectors: np.ndarray, angle_deg: float) -> np.ndarray:
+    """Turn (x, y) vectors by angle_deg, +x towards +y."""
+    t = np.deg2rad(angle_deg)
+    rot = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+    return vectors @ rot.T
+
+
+def neighbour_pairs(xy: np.ndarray, distance: float) -> np.ndarray:
+    """(M, 2) index pairs of points about `distance` apart."""
+    pairs = cKDTree(xy).query_pairs(distance * 1.1, output_type="ndarray")
+    d = np.linalg.norm(xy[pairs[:, 0]] - xy[pairs[:, 1]], axis=1)
+    return pairs[d > distance * 0.9]
+
+
+def peak_values(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Image values at the pixels nearest to (x, y) points."""
+    col, row = np.round(xy).astype(int).T  # (x, y) -> numpy (row, col)
+    return image[row, col]
+
+
+# --------------------------------------------------------------------------- constants, types
+
+
+def test_polarization_directions_are_the_four_diagonals():
+    expected = np.array([[1, 1], [-1, 1], [-1, -1], [1, -1]]) / np.sqrt(2)
+    np.testing.assert_allclose(POLARIZATION_DIRECTIONS, expected)
+    assert ANTIPOLAR == 4
+
+
+def test_truth_shapes_and_dtypes():
+    sample = generate(SyntheticParams(shape=(160, 200)), seed=1)
+    t = sample.truth
+    n = len(t.xy)
+    assert isinstance(sample, SyntheticSample)
+    assert sample.image.shape == (160, 200) and sample.image.dtype == np.float64
+    assert t.xy.shape == (n, 2) and t.xy.dtype == np.float64
+    assert t.sublattice.shape == (n,) and t.sublattice.dtype == np.dtype("<U1")
+    assert set(t.sublattice) == {"A", "B"}
+    assert t.variant.shape == (n,) and np.issubdtype(t.variant.dtype, np.integer)
+    assert t.b_displacement.shape == (n, 2)
+    assert t.wall_mask.shape == (160, 200) and t.wall_mask.dtype == bool
+    assert t.pixel_size_pm == 16.0 and t.lattice_constant_px == pytest.approx(396 / 16)
+
+
+def test_truth_holds_every_column_centred_inside_and_no_other():
+    p = clean(lattice_rotation_deg=7.0, drift_shear=0.04)
+    t = generate(p).truth
+    x, y = t.xy.T
+    assert np.all((x >= 0) & (x <= SMALL[1] - 1) & (y >= 0) & (y <= SMALL[0] - 1))
+    cells = np.prod(SMALL) / t.lattice_constant_px**2
+    assert np.sum(t.sublattice == "A") == pytest.approx(cells, rel=0.15)
+    assert np.sum(t.sublattice == "B") == pytest.approx(cells, rel=0.15)
+
+
+# --------------------------------------------------------------------------- determinism
+
+
+def test_same_seed_gives_the_same_sample():
+    p = SyntheticParams(shape=SMALL, scan_jitter_px=0.3, background=0.2, sm_fraction=0.1, read_noise=1.0)
+    s1, s2 = generate(p, seed=5), generate(p, seed=5)
+    np.testing.assert_array_equal(s1.image, s2.image)
+    np.testing.assert_array_equal(s1.truth.xy, s2.truth.xy)
+
+
+def test_int_seed_and_generator_from_it_agree():
+    p = SyntheticParams(shape=SMALL)
+    np.testing.assert_array_equal(generate(p, 3).image, generate(p, np.random.default_rng(3)).image)
+
+
+def test_different_seeds_give_different_images():
+    p = SyntheticParams(shape=SMALL, sm_fraction=0.1)
+    assert not np.array_equal(generate(p, seed=0).image, generate(p, seed=1).image)
+
+
+def test_no_global_random_state_used():
+    np.random.seed(0)
+    before = np.random.random()
+    np.random.seed(0)
+    generate(SyntheticParams(shape=SMALL, scan_jitter_px=0.2))
+    assert np.random.random() == before
+
+
+# --------------------------------------------------------------------------- B displacement
+
+
+@pytest.mark.parametrize("variant", [0, 1, 2, 3])
+@pytest.mark.parametrize("rotation", [0.0, 12.0])
+def test_b_displacement_is_against_the_variant_polarization(variant, rotation):
+    p = clean(domains="single", variants=(variant, (variant + 1) % 4), lattice_rotation_deg=rotation)
+    t = generate(p).truth
+    b = b_sites(t)
+    assert np.all(t.variant == variant)
+    expected = -(30.0 / 16.0) * rotate(POLARIZATION_DIRECTIONS[variant], rotation)
+    np.testing.assert_allclose(t.b_displacement[b], np.broadcast_to(expected, (b.sum(), 2)), atol=1e-12)
+    polarization = -t.b_displacement[b]
+    assert np.all(polarization @ rotate(POLARIZATION_DIRECTIONS[variant], rotation) > 0)
+    np.testing.assert_array_equal(t.b_displacement[~b], 0.0)
+
+
+def test_b_displacement_equals_b_minus_centre_of_four_a_neighbours():
+    t = generate(clean(domains="two_families", lattice_rotation_deg=4.0, sm_fraction=0.15)).truth
+    a_xy, b_xy = t.xy[~b_sites(t)], t.xy[b_sites(t)]
+    dist, idx = cKDTree(a_xy).query(b_xy, k=4)
+    full_cage = dist.max(axis=1) < 0.8 * t.lattice_constant_px
+    measured = b_xy - a_xy[idx].mean(axis=1)
+    assert full_cage.sum() > 30
+    np.testing.assert_allclose(measured[full_cage], t.b_displacement[b_sites(t)][full_cage], atol=1e-9)
+
+
+# --------------------------------------------------------------------------- domain patterns
+
+
+@pytest.mark.parametrize("angle", [0.0, 30.0, 45.0, 120.0])
+def test_stripe_walls_run_at_the_wall_angle(angle):
+    p = clean(shape=(256, 256), domains="stripes", wall_angle_deg=angle, period_cells=6.0)
+    t = generate(p).truth
+    b = b_sites(t)
+    xy, variant = t.xy[b], t.variant[b]
+    assert set(variant) == set(p.variants)
+    pairs = neighbour_pairs(xy, t.lattice_constant_px)
+    crossing = pairs[variant[pairs[:, 0]] != variant[pairs[:, 1]]]
+    midpoints = (xy[crossing[:, 0]] + xy[crossing[:, 1]]) / 2
+    # all wall crossings lie on lines along `angle`: their distance along the normal takes few values
+    normal = rotate(np.array([0.0, 1.0]), angle)
+    along_normal = np.sort(midpoints @ normal)
+    gaps = np.diff(along_normal)
+    wall_spacing = p.period_cells * t.lattice_constant_px / 2
+    assert np.all((gaps < t.lattice_constant_px) | (np.abs(gaps - wall_spacing) < t.lattice_constant_px))
+    # and a variant never changes along the wall direction within a domain
+    tangent = rotate(np.array([1.0, 0.0]), angle)
+    steps = (xy[crossing[:, 1]] - xy[crossing[:, 0]]) @ normal
+    assert np.all(np.abs(steps) > 0.3 * t.lattice_constant_px)
+    assert np.abs((xy[crossing[:, 1]] - xy[crossing[:, 0]]) @ tangent).max() < t.lattice_constant_px
+
+
+def test_wall_mask_orientation_follows_the_wall_angle():
+    from skimage.measure import label, regionprops
+
+    t = generate(clean(shape=(256, 256), domains="stripes", wall_angle_deg=30.0, period_cells=8.0)).truth
+    regions = [r for r in regionprops(label(t.wall_mask)) if r.area > 2000]
+    assert regions
+    for region in regions:
+        rows, cols = region.coords.T  # numpy (row, col) -> y, x
+        xy = np.stack([cols, rows], axis=1) - region.centroid[::-1]
+        direction = np.linalg.eigh(xy.T @ xy)[1][:, -1]
+        angle = np.rad2deg(np.arctan2(direction[1], direction[0])) % 180
+        assert angle == pytest.approx(30.0, abs=2.0)
+
+
+def test_two_families_give_all_four_variants_and_flip_one_component_per_family():
+    t = generate(clean(shape=(256, 256), domains="two_families", period_cells=6.0, period2_cells=8.0)).truth
+    b = b_sites(t)
+    xy, variant = t.xy[b], t.variant[b]
+    assert set(variant) == {0, 1, 2, 3}
+    signs = np.sign(POLARIZATION_DIRECTIONS[variant])
+    pairs = neighbour_pairs(xy, t.lattice_constant_px)
+    step = xy[pairs[:, 1]] - xy[pairs[:, 0]]
+    flips = signs[pairs[:, 0]] != signs[pairs[:, 1]]
+    vertical = np.abs(step[:, 1]) > np.abs(step[:, 0])
+    # family 1 (walls along x, crossed vertically) flips P_x; family 2 (along y) flips P_y
+    assert flips[vertical, 0].any() and not flips[vertical, 1].any()
+    assert flips[~vertical, 1].any() and not flips[~vertical, 0].any()
+
+
+def test_single_domain_has_no_walls():
+    t = generate(clean(domains="single")).truth
+    assert len(set(t.variant)) == 1
+    assert not t.wall_mask.any()
+
+
+def test_needle_is_a_tapered_wedge_from_the_left_border():
+    p = clean(shape=(256, 320), domains="needle", variants=(2, 3), needle_width_cells=6.0, needle_length_fraction=0.6)
+    t = generate(p).truth
+    b = b_sites(t)
+    needle = t.xy[b][t.variant[b] == 3]
+    a = t.lattice_constant_px
+    assert len(needle) > 5 and set(t.variant[b]) == {2, 3}
+    tip_x = 0.6 * (320 - 1)
+    assert needle[:, 0].max() < tip_x and needle[:, 0].min() < a
+    near_base = needle[needle[:, 0] < 0.25 * tip_x]
+    near_tip = needle[needle[:, 0] > 0.75 * tip_x]
+    assert np.ptp(near_base[:, 1]) > np.ptp(near_tip[:, 1]) + a
+    assert np.ptp(near_base[:, 1]) <= 6.0 * a
+
+
+# --------------------------------------------------------------------------- Sm and the antipolar phase
+
+
+def test_sm_dims_a_columns_by_about_five_percent_at_fourteen_percent():
+    undoped = generate(clean(shape=(256, 256), domains="single"))
+    doped = generate(clean(shape=(256, 256), domains="single", sm_fraction=0.14, antipolar_threshold=0.2))
+    a = undoped.truth.sublattice == "A"
+    ratio = peak_values(doped.image, doped.truth.xy[a]).mean() / peak_values(undoped.image, undoped.truth.xy[a]).mean()
+    assert ratio == pytest.approx(1 - 0.35 * 0.14, abs=0.01)
+    b = ~a
+    np.testing.assert_allclose(peak_values(doped.image, doped.truth.xy[b]),
+                               peak_values(undoped.image, undoped.truth.xy[b]))
+
+
+def test_antipolar_phase_appears_only_above_threshold():
+    below = generate(clean(shape=(256, 256), sm_fraction=0.11)).truth
+    above = generate(clean(shape=(256, 256), sm_fraction=0.13, antipolar_area_fraction=0.3)).truth
+    assert ANTIPOLAR not in below.variant
+    antipolar = above.variant == ANTIPOLAR
+    assert antipolar.mean() == pytest.approx(0.3, abs=0.08)
+    assert np.all(above.xy[antipolar, 1] > above.xy[~antipolar, 1].min())  # a band, at the bottom
+    np.testing.assert_array_equal(above.b_displacement[antipolar], 0.0)
+
+
+def test_antipolar_a_columns_shift_alternately_by_row():
+    p = clean(shape=(256, 256), domains="single", sm_fraction=0.15, antipolar_area_fraction=0.5)
+    t = generate(p).truth
+    a_px = t.lattice_constant_px
+    a_sites = (t.sublattice == "A") & (t.variant == ANTIPOLAR)
+    x, y = t.xy[a_sites].T
+    centre_x, centre_y = (256 - 1) / 2, (256 - 1) / 2
+    shift = (x - centre_x) - np.round((x - centre_x) / a_px) * a_px
+    row = np.round((y - centre_y) / a_px).astype(int)
+    expected = np.where(row % 2 == 0, 1.0, -1.0) * 20.0 / 16.0
+    np.testing.assert_allclose(shift, expected, atol=1e-9)
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def test_noise_free_peaks_sit_at_truth_positions():
+    sample = generate(clean(shape=(256, 256), lattice_rotation_deg=3.0))
+    image, t = sample.image, sample.truth
+    interior = np.all((t.xy > 8) & (t.xy < 256 - 9), axis=1)
+    for x, y in t.xy[interior][::7]:
+        col, row = int(round(x)), int(round(y))  # (x, y) -> numpy (row, col)
+        window = image[row - 3: row + 4, col - 3: col + 4]
+        peak_row, peak_col = np.unravel_index(np.argmax(window), window.shape)
+        assert abs(col - 3 + peak_col - x) <= 0.5 + 1e-9
+        assert abs(row - 3 + peak_row - y) <= 0.5 + 1e-9
+
+
+@pytest.mark.parametrize("drift", [0.0, 0.04])
+def test_column_centres_of_mass_sit_at_truth_positions(drift):
+    sample = generate(clean(shape=(256, 256), lattice_rotation_deg=3.0, drift_shear=drift))
+    image, t = sample.image, sample.truth
+    interior = np.all((t.xy > 10) & (t.xy < 256 - 11), axis=1)
+    half = 6
+    offsets = np.arange(-half, half + 1)
+    for x, y in t.xy[interior][::5]:
+        col, row = int(round(x)), int(round(y))  # (x, y) -> numpy (row, col)
+        window = image[row - half: row + half + 1, col - half: col + half + 1]
+        com = np.array([window.sum(axis=0) @ offsets, window.sum(axis=1) @ offsets]) / window.sum() + [col, row]
+        np.testing.assert_allclose(com, [x, y], atol=0.05)
+
+
+def test_undoped_a_peak_has_unit_height_and_b_the_ab_ratio():
+    sample = generate(clean(shape=(256, 256), domains="single", pixel_size_pm=19.8, lattice_rotation_deg=0.0))
+    t = sample.truth
+    a = t.sublattice == "A"
+    # a = 20 px and the centre is at 127.5: A columns sit exactly on pixel corners, equal offsets
+    values_a = peak_values(sample.image, t.xy[a] + 0.5)
+    assert np.ptp(values_a) < 1e-6
+    offset = 0.5 / (35.0 / 19.8)
+    assert values_a.mean() == pytest.approx(np.exp(-(offset**2)), rel=1e-3)
+
+
+def test_mistilt_offsets_rendered_b_columns_but_not_the_truth():
+    offset = (1.5, -1.0)
+    plain = generate(clean(domains="single"))
+    tilted = generate(clean(domains="single", mistilt_offset_px=offset))
+    np.testing.assert_array_equal(plain.truth.xy, tilted.truth.xy)
+    np.testing.assert_array_equal(plain.truth.b_displacement, tilted.truth.b_displacement)
+    b = b_sites(tilted.truth) & np.all((tilted.truth.xy > 8) & (tilted.truth.xy < SMALL[0] - 9), axis=1)
+    for x, y in tilted.truth.xy[b][:5]:
+        col, row = int(round(x + offset[0])), int(round(y + offset[1]))
+        window = tilted.image[row - 2: row + 3, col - 2: col + 3]
+        peak_row, peak_col = np.unravel_index(np.argmax(window), window.shape)
+        assert abs(col - 2 + peak_col - (x + offset[0])) <= 0.5 + 1e-9
+        assert abs(row - 2 + peak_row - (y + offset[1])) <= 0.5 + 1e-9
+
+
+@pytest.mark.parametrize("dose", [50.0, 800.0])
+def test_poisson_noise_scales_with_dose(dose):
+    kw = dict(shape=(256, 256), sm_fraction=0.05, background=0.1)
+    expected = generate(SyntheticParams(**kw, dose=None), seed=2).image * dose
+    noisy = generate(SyntheticParams(**kw, dose=dose), seed=2).image
+    assert noisy.sum() / expected.sum() == pytest.approx(1.0, abs=0.01)
+    # Poisson: variance of the residual equals the mean
+    assert np.sum((noisy - expected) ** 2) / expected.sum() == pytest.approx(1.0, abs=0.05)
+    assert np.all(noisy == np.round(noisy))
+
+
+def test_read_noise_adds_gaussian_counts():
+    kw = dict(shape=(256, 256), dose=100.0)
+    plain = generate(SyntheticParams(**kw), seed=4).image
+    noisy = generate(SyntheticParams(**kw, read_noise=3.0), seed=4).image
+    assert np.std(noisy - plain) == pytest.approx(3.0, rel=0.05)
+
+
+def test_background_is_smooth_and_scaled():
+    flat = generate(clean(domains="single")).image
+    with_bg = generate(clean(domains="single", background=0.4)).image
+    difference = with_bg - flat
+    assert difference.max() == pytest.approx(0.4, rel=1e-6)
+    assert difference.min() >= 0
+    assert np.abs(np.diff(difference, axis=1)).max() < 0.01
+
+
+def test_scan_jitter_moves_rows_but_not_the_truth():
+    still = generate(clean(domains="single"), seed=1)
+    jittered = generate(clean(domains="single", scan_jitter_px=1.0), seed=1)
+    np.testing.assert_array_equal(still.truth.xy, jittered.truth.xy)
+    assert not np.allclose(still.image, jittered.image)
+
+
+# --------------------------------------------------------------------------- wall mask
+
+
+def test_wall_mask_covers_walls_and_about_one_cell_per_wall():
+    p = clean(shape=(256, 256), domains="stripes", wall_angle_deg=0.0, period_cells=8.0)
+    t = generate(p).truth
+    b = b_sites(t)
+    xy, variant = t.xy[b], t.variant[b]
+    pairs = neighbour_pairs(xy, t.lattice_constant_px)
+    crossing = pairs[variant[pairs[:, 0]] != variant[pairs[:, 1]]]
+    assert len(crossing) > 0
+    midpoints = (xy[crossing[:, 0]] + xy[crossing[:, 1]]) / 2
+    assert peak_values(t.wall_mask, midpoints).all()
+    same = pairs[variant[pairs[:, 0]] == variant[pairs[:, 1]]]
+    same_y = xy[same][:, :, 1].mean(axis=1)
+    far = np.min(np.abs(same_y[:, None] - midpoints[None, :, 1]), axis=1) > t.lattice_constant_px
+    assert not peak_values(t.wall_mask, xy[same[far]].mean(axis=1)).any()
+    n_walls = len(np.unique(np.round(midpoints[:, 1])))
+    assert n_walls >= 2
+    assert t.wall_mask.all(axis=1).sum() == pytest.approx(n_walls * t.lattice_constant_px, abs=2 * n_walls)
+    assert t.wall_mask.all(axis=1).sum() == t.wall_mask.any(axis=1).sum()
+
+
+def test_wall_mask_follows_the_drift():
+    t = generate(clean(shape=(256, 256), domains="stripes", wall_angle_deg=90.0, period_cells=8.0,
+                       drift_shear=0.05)).truth
+    rows_with_wall = np.nonzero(t.wall_mask[0])[0].mean(), np.nonzero(t.wall_mask[-1])[0].mean()
+    assert rows_with_wall[1] - rows_with_wall[0] == pytest.approx(0.05 * 255, abs=1.0)
+
+
+# --------------------------------------------------------------------------- sample_params
+
+
+def test_sample_params_draws_valid_varied_images_with_walls():
+    rng = np.random.default_rng(0)
+    drawn = [sample_params(rng, shape=(128, 128)) for _ in range(40)]
+    assert {p.domains for p in drawn} == {"stripes", "two_families", "needle"}
+    for p in drawn:
+        assert 12 <= p.pixel_size_pm <= 20 and 6 <= p.period_cells <= 16 and 80 <= p.dose <= 400
+        assert 0 <= p.sm_fraction <= 0.2 and abs(p.lattice_rotation_deg) <= 5
+    in_lattice_frame = np.array([(p.wall_angle_deg - p.lattice_rotation_deg) % 45 for p in drawn])
+    low_index = np.minimum(in_lattice_frame, 45 - in_lattice_frame) < 1e-9
+    assert 0.5 < np.mean(low_index) < 1.0
+    sample = generate(drawn[0], seed=0)
+    assert len(set(sample.truth.variant)) >= 2
+
+
+def test_sample_params_respects_fixed_fields_and_leaves_the_rest_unchanged():
+    free = sample_params(np.random.default_rng(7))
+    fixed = sample_params(np.random.default_rng(7), domains="needle", dose=None, shape=(200, 240))
+    assert fixed.domains == "needle" and fixed.dose is None and fixed.shape == (200, 240)
+    assert fixed.read_noise == 0.0
+    assert fixed.period_cells == free.period_cells and fixed.pixel_size_pm == free.pixel_size_pm
+
+
+def test_sample_params_rejects_unknown_fields_naming_valid_ones():
+    with pytest.raises(InputError, match="unknown field.*perod_cells.*period_cells"):
+        sample_params(np.random.default_rng(0), perod_cells=5)
+
+
+def test_sample_params_validates_fixed_values():
+    with pytest.raises(InputError, match="dose"):
+        sample_params(np.random.default_rng(0), dose=-3.0)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize(
+    "kw, field",
+    [
+        (dict(shape=(40, 40)), "shape"),
+        (dict(shape=(128,)), "shape"),
+        (dict(shape=(128.0, 128)), "shape"),
+        (dict(dose=-1.0), "dose"),
+        (dict(dose=0.0), "dose"),
+        (dict(domains="spiral"), "domains"),
+        (dict(variants=(1, 1)), "variants"),
+        (dict(variants=(0, 4)), "variants"),
+        (dict(displacement_pm=200.0), "displacement_pm"),
+        (dict(pixel_size_pm=150.0), "pixel_size_pm"),
+        (dict(pixel_size_pm=-1.0), "pixel_size_pm"),
+        (dict(column_sigma_pm=0.0), "column_sigma_pm"),
+        (dict(sm_fraction=1.5), "sm_fraction"),
+        (dict(sm_fraction=float("nan")), "sm_fraction"),
+        (dict(period_cells=1.0), "period_cells"),
+        (dict(needle_length_fraction=0.0), "needle_length_fraction"),
+        (dict(drift_shear=0.7), "drift_shear"),
+        (dict(read_noise=2.0, dose=None), "read_noise"),
+        (dict(scan_jitter_px=-0.1), "scan_jitter_px"),
+        (dict(mistilt_offset_px=(0.0, float("inf"))), "mistilt_offset_px"),
+    ],
+)
+def test_bad_params_raise_input_error_naming_the_field(kw, field):
+    with pytest.raises(InputError, match=field) as info:
+        SyntheticParams(**kw)
+    assert isinstance(info.value, ValueError)
+
+
+def test_generate_rejects_wrong_params_and_seed_types():
+    with pytest.raises(InputError, match="params"):
+        generate({"shape": (128, 128)})
+    with pytest.raises(InputError, match="seed"):
+        generate(SyntheticParams(shape=SMALL), seed="zero")
+
+
+def test_params_are_frozen_and_list_inputs_become_tuples():
+    p = SyntheticParams(shape=[160, 160], variants=[2, 3])
+    assert p.shape == (160, 160) and p.variants == (2, 3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.dose = 1.0
+    assert hash(p) == hash(SyntheticParams(shape=(160, 160), variants=(2, 3)))

@@ -1,0 +1,79 @@
+"""Reduce descriptors and cluster them into labels that are numbered deterministically.
+
+Reduction is none or PCA; clustering is a Gaussian mixture (full, tied, diag, spherical),
+k-means or a Bayesian Gaussian mixture. Cluster ids are renumbered by decreasing cluster
+size (ties: the cluster whose first member comes first), so the same configuration always
+gives the same labels and label 0 is the majority.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.mixture import BayesianGaussianMixture, GaussianMixture
+
+
+class DegenerateClustering(Exception):
+    """The configuration cannot be fitted meaningfully on these features (reason in message)."""
+
+
+def reduce(values: np.ndarray, method: str, n_components: int, seed: int) -> np.ndarray:
+    """Apply the reduction; PCA keeps at most as many components as the data supports."""
+    if method == "none":
+        return values
+    if method != "pca":
+        raise KeyError(f"unknown reduction {method!r}; use 'none' or 'pca'")
+    k = min(n_components, values.shape[1], values.shape[0] - 1)
+    return PCA(n_components=k, random_state=seed).fit_transform(values)
+
+
+def cluster(values: np.ndarray, method: str, n_clusters: int, covariance: str, seed: int) -> np.ndarray:
+    """Fit the clustering and return canonical labels (0 = largest cluster).
+
+    Raises :class:`DegenerateClustering` when there are fewer samples than clusters or when a
+    mixture's covariance has more free parameters than there are samples (it would only fit
+    noise, slowly).
+    """
+    n_samples, n_dims = values.shape
+    if n_samples < 2 * n_clusters:
+        raise DegenerateClustering(f"{n_samples} sites are too few for {n_clusters} clusters")
+    if method in ("gmm", "bgmm"):
+        _check_covariance_size(covariance, n_dims, n_samples)
+    model = _make_model(method, n_clusters, covariance, seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        raw = model.fit_predict(values)
+    return canonical_labels(raw)
+
+
+def _check_covariance_size(covariance: str, n_dims: int, n_samples: int) -> None:
+    if covariance in ("full", "tied") and n_dims * (n_dims + 1) // 2 > n_samples:
+        raise DegenerateClustering(
+            f"a {covariance} covariance in {n_dims} dimensions has more parameters than the "
+            f"{n_samples} sites; reduce the features first (PCA)"
+        )
+
+
+def _make_model(method: str, n_clusters: int, covariance: str, seed: int):
+    if method == "gmm":
+        return GaussianMixture(n_clusters, covariance_type=covariance, reg_covar=1e-5, n_init=2, random_state=seed)
+    if method == "bgmm":
+        return BayesianGaussianMixture(
+            n_components=n_clusters, covariance_type=covariance, reg_covar=1e-5, max_iter=200, random_state=seed
+        )
+    if method == "kmeans":
+        return KMeans(n_clusters, n_init=4, random_state=seed)
+    raise KeyError(f"unknown clustering {method!r}; use 'gmm', 'kmeans' or 'bgmm'")
+
+
+def canonical_labels(labels: np.ndarray) -> np.ndarray:
+    """Renumber labels 0..K-1 by decreasing size, ties broken by first occurrence."""
+    values, first, counts = np.unique(labels, return_index=True, return_counts=True)
+    order = np.lexsort((first, -counts))
+    mapping = np.empty(values.max() + 1, dtype=int)
+    mapping[values[order]] = np.arange(len(values))
+    return mapping[labels]

@@ -1,0 +1,153 @@
+"""Local descriptors per atom, in a registry: a new descriptor is added in one place.
+
+A descriptor maps an image (or ``None`` for positions-only input) and an
+:class:`~ferrogym.workflows.lattice.AtomLattice` to a feature matrix on a set of sites. Sites
+it cannot describe (a patch window leaving the image, a B site without a complete cage) are
+left out and counted, never dropped silently: their labels become -1.
+
+Windows are given in lattice constants and converted to an odd number of pixels, so that the
+patch is centred exactly (with bilinear sub-pixel sampling) on the refined atom position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from .lattice import AtomLattice
+
+
+class DescriptorUnavailable(Exception):
+    """This descriptor cannot describe this input (no image, no B sites...); not a user error."""
+
+
+@dataclass(frozen=True)
+class Features:
+    """Descriptor values on a set of sites.
+
+    Attributes
+    ----------
+    values : (M, D) float array, one row per described site.
+    sites : (M,) int array, indices into the lattice's atoms.
+    n_skipped : how many requested sites could not be described (edge windows, broken cages).
+    """
+
+    values: np.ndarray
+    sites: np.ndarray
+    n_skipped: int
+
+
+DescriptorFn = Callable[..., Features]
+DESCRIPTORS: dict[str, DescriptorFn] = {}
+
+
+def register_descriptor(name: str):
+    """Decorator adding a descriptor function ``f(image, lattice, **params) -> Features``."""
+
+    def add(function: DescriptorFn) -> DescriptorFn:
+        DESCRIPTORS[name] = function
+        return function
+
+    return add
+
+
+def compute_descriptor(name: str, image: np.ndarray | None, lattice: AtomLattice, **params) -> Features:
+    """Run the registered descriptor ``name``."""
+    if name not in DESCRIPTORS:
+        raise KeyError(f"unknown descriptor {name!r}; registered: {sorted(DESCRIPTORS)}")
+    return DESCRIPTORS[name](image, lattice, **params)
+
+
+def window_pixels(window_a: float, lattice_constant_px: float) -> int:
+    """Window size in lattice constants -> odd pixel count (at least 3)."""
+    pixels = int(round(window_a * lattice_constant_px))
+    return max(3, pixels + 1 - pixels % 2)
+
+
+@register_descriptor("patch")
+def patch_descriptor(image, lattice, *, patch_sites="B", window_x=1.0, window_y=1.0, **_) -> Features:
+    """Image patches of window_x x window_y lattice constants centred on each site.
+
+    Each patch has its mean subtracted, so a smooth thickness background does not dominate
+    the clustering; the pattern of columns inside the window does.
+    """
+    if image is None:
+        raise DescriptorUnavailable("image patches need an image; only positions were given")
+    sites = lattice.site_indices(patch_sites)
+    width = window_pixels(window_x, lattice.lattice_constant_px)
+    height = window_pixels(window_y, lattice.lattice_constant_px)
+    values, inside = sample_patches(image, lattice.xy[sites], width, height)
+    return Features(values - values.mean(axis=1, keepdims=True), sites[inside], int((~inside).sum()))
+
+
+def sample_patches(image: np.ndarray, xy: np.ndarray, width: int, height: int):
+    """Bilinear samples on a width x height pixel grid centred on each (x, y).
+
+    Returns the (M, height*width) patches of the centres whose window lies inside the image,
+    and the boolean mask of those centres.
+    """
+    half_w, half_h = (width - 1) / 2, (height - 1) / 2
+    rows, cols = image.shape
+    inside = (
+        (xy[:, 0] - half_w >= 0)
+        & (xy[:, 0] + half_w <= cols - 1)
+        & (xy[:, 1] - half_h >= 0)
+        & (xy[:, 1] + half_h <= rows - 1)
+    )
+    centres = xy[inside]
+    offset_y, offset_x = np.mgrid[-half_h : half_h + 1, -half_w : half_w + 1]
+    sample_rows = centres[:, 1, None, None] + offset_y  # (x, y) -> (row, col) here only
+    sample_cols = centres[:, 0, None, None] + offset_x
+    values = ndimage.map_coordinates(image, [sample_rows.ravel(), sample_cols.ravel()], order=1)
+    return values.reshape(len(centres), height * width), inside
+
+
+@register_descriptor("displacement")
+def displacement_descriptor(image, lattice, **_) -> Features:
+    """B-site off-centring (x, y) in lattice constants, on B sites with a valid cage."""
+    if not lattice.has_b_sites:
+        raise DescriptorUnavailable("B-site displacements need B sites; none were found or given")
+    sites = lattice.site_indices("B")
+    values = lattice.b_displacement[sites] / lattice.lattice_constant_px
+    valid = np.isfinite(values).all(axis=1)
+    return Features(values[valid], sites[valid], int((~valid).sum()))
+
+
+@register_descriptor("lattice")
+def lattice_descriptor(image, lattice, **_) -> Features:
+    """Local cell lengths, shear and rotation per unit cell, each standardised.
+
+    Standardising puts lengths (fractions of a) and angles (degrees) on one footing.
+    """
+    sites = lattice.cell_sites
+    values = lattice.local_lattice[sites]
+    valid = np.isfinite(values).all(axis=1)
+    return Features(_standardise(values[valid]), sites[valid], int((~valid).sum()))
+
+
+@register_descriptor("patch+displacement")
+def patch_and_displacement_descriptor(image, lattice, *, window_x=1.0, window_y=1.0, **_) -> Features:
+    """B-site patch and displacement, each block scaled to unit total variance, side by side.
+
+    Equal total variance gives the two blocks equal say whatever the patch size.
+    """
+    patches = patch_descriptor(image, lattice, patch_sites="B", window_x=window_x, window_y=window_y)
+    shifts = displacement_descriptor(image, lattice)
+    common, in_patch, in_shift = np.intersect1d(patches.sites, shifts.sites, return_indices=True)
+    blocks = [_unit_total_variance(patches.values[in_patch]), _unit_total_variance(shifts.values[in_shift])]
+    n_requested = len(lattice.site_indices("B"))
+    return Features(np.hstack(blocks), common, n_requested - len(common))
+
+
+def _standardise(values: np.ndarray) -> np.ndarray:
+    spread = values.std(axis=0)
+    return (values - values.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
+
+
+def _unit_total_variance(values: np.ndarray) -> np.ndarray:
+    centred = values - values.mean(axis=0)
+    total = np.sqrt(np.sum(centred.var(axis=0)))
+    return centred / (total if total > 0 else 1.0)

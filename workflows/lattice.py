@@ -1,0 +1,243 @@
+"""From column positions to a perovskite lattice: sublattices, cages, displacements, cells.
+
+An ABO3 perovskite along [001] projects to A columns on a square lattice of constant ``a`` and
+B columns at the cell centres. Nearest columns are therefore A-B pairs at ``a / sqrt(2)``: the
+sublattices are told apart by brightness (A is heavier, brighter) checked against that
+geometry. If the two classes are equally bright there is only one visible sublattice and every
+column is called "A".
+
+Sign convention (DESIGN.md section 4): ``b_displacement`` is the B position minus the centre
+of its four A neighbours; the polarization points the other way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.spatial import cKDTree
+from skimage.filters import threshold_otsu
+
+from .atoms import Columns
+from .errors import InputError
+
+#: Brightness ratio below which the two colours of the neighbour graph are one sublattice.
+MIN_SUBLATTICE_CONTRAST = 1.2
+#: A B site's four A neighbours must lie within this relative tolerance of a / sqrt(2).
+CAGE_TOLERANCE = 0.25
+#: Names of the local-lattice descriptor's columns.
+LOCAL_LATTICE_FIELDS = ("length_1", "length_2", "shear_deg", "rotation_deg")
+
+
+@dataclass(frozen=True)
+class AtomLattice:
+    """Atom columns with their sublattice and the lattice geometry measured from them.
+
+    Attributes
+    ----------
+    xy : (N, 2) float, (x, y) pixel positions.
+    sublattice : (N,) '<U1', "A" or "B".
+    amplitude : (N,) float, fitted peak height (NaN when built from positions alone).
+    lattice_constant_px : float, median A-A nearest-neighbour distance ``a``.
+    orientation_deg : float in [-45, 45), direction of the first lattice axis from +x towards +y.
+    cage : (N, 4) int, for B sites the indices of their four A neighbours ordered along
+        +a1+a2, -a1+a2, -a1-a2, +a1-a2; -1 for A sites and for B sites without a valid cage.
+    b_displacement : (N, 2) float px, B position minus its cage centre; NaN where undefined.
+    local_lattice : (N, 4) float, per site :data:`LOCAL_LATTICE_FIELDS`: the two local cell
+        lengths in units of ``a``, the cell angle minus 90 degrees and the rotation of the
+        local cell against the global orientation (degrees); NaN where the cell is incomplete.
+    """
+
+    xy: np.ndarray
+    sublattice: np.ndarray
+    amplitude: np.ndarray
+    lattice_constant_px: float
+    orientation_deg: float
+    cage: np.ndarray
+    b_displacement: np.ndarray
+    local_lattice: np.ndarray
+
+    @property
+    def has_b_sites(self) -> bool:
+        return bool((self.sublattice == "B").any())
+
+    def site_indices(self, which: str) -> np.ndarray:
+        """Indices of the atoms of one sublattice ("A", "B") or of all of them ("all")."""
+        if which == "all":
+            return np.arange(len(self.xy))
+        if which not in ("A", "B"):
+            raise InputError(f"sites must be 'all', 'A' or 'B', got {which!r}")
+        return np.flatnonzero(self.sublattice == which)
+
+    @property
+    def cell_sites(self) -> np.ndarray:
+        """The sublattice that stands for unit cells: B sites when there are any, else A."""
+        return self.site_indices("B" if self.has_b_sites else "A")
+
+
+def lattice_from_columns(columns: Columns) -> AtomLattice:
+    """Split refined image columns into A and B by geometry and brightness, then measure."""
+    sublattice = split_sublattices(columns.xy, columns.amplitude, columns.spacing)
+    return build_lattice(columns.xy, sublattice, columns.amplitude)
+
+
+def lattice_from_positions(xy: np.ndarray, sublattice: np.ndarray | None = None) -> AtomLattice:
+    """Build the lattice from positions a user already has.
+
+    Without a sublattice column every position is taken as an A site: positions alone cannot
+    tell a square A lattice from a mixed A+B one (both are square lattices), so pass the
+    sublattice to get B-site displacements.
+    """
+    xy = np.asarray(xy, dtype=float)
+    if sublattice is None:
+        sublattice = np.full(len(xy), "A")
+    return build_lattice(xy, np.asarray(sublattice, dtype="<U1"), np.full(len(xy), np.nan))
+
+
+def split_sublattices(xy: np.ndarray, amplitude: np.ndarray, spacing: float) -> np.ndarray:
+    """Label columns "A"/"B": brightness first, then the neighbours' vote.
+
+    Otsu's threshold on log amplitude gives a first split. Nearest columns are A-B pairs, so
+    each column then takes the class opposite to the majority of its neighbours, which
+    corrects columns that noise or a thickness change put on the wrong side. If the two
+    classes differ in brightness by less than :data:`MIN_SUBLATTICE_CONTRAST`, only one
+    sublattice is visible and every column is "A".
+    """
+    log_amplitude = np.log(np.clip(amplitude, 1e-12, None))
+    if np.ptp(log_amplitude) == 0:
+        return np.full(len(xy), "A")
+    bright = log_amplitude > threshold_otsu(log_amplitude)
+    graph = neighbour_graph(xy, spacing)
+    degree = np.asarray(graph.sum(axis=1)).ravel()
+    for _ in range(3):
+        bright_neighbours = graph @ bright.astype(float)
+        bright = np.where(2 * bright_neighbours < degree, True, np.where(2 * bright_neighbours > degree, False, bright))
+    if bright.all() or not bright.any():
+        return np.full(len(xy), "A")
+    contrast = np.median(amplitude[bright]) / max(np.median(amplitude[~bright]), 1e-12)
+    if contrast < MIN_SUBLATTICE_CONTRAST:
+        return np.full(len(xy), "A")
+    return np.where(bright, "A", "B")
+
+
+def neighbour_graph(xy: np.ndarray, spacing: float, tolerance: float = 0.3):
+    """Sparse symmetric graph linking points whose distance is within ``tolerance`` of spacing."""
+    pairs = cKDTree(xy).query_pairs(r=(1 + tolerance) * spacing, output_type="ndarray")
+    if len(pairs):
+        distance = np.hypot(*(xy[pairs[:, 0]] - xy[pairs[:, 1]]).T)
+        pairs = pairs[distance >= (1 - tolerance) * spacing]
+    rows = np.concatenate([pairs[:, 0], pairs[:, 1]])
+    cols = np.concatenate([pairs[:, 1], pairs[:, 0]])
+    return coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(xy), len(xy))).tocsr()
+
+
+def build_lattice(xy: np.ndarray, sublattice: np.ndarray, amplitude: np.ndarray) -> AtomLattice:
+    """Measure ``a`` and the orientation on the A sites, then cages and local cells."""
+    a_sites = np.flatnonzero(sublattice == "A")
+    if len(a_sites) < 5:
+        raise InputError(
+            f"only {len(a_sites)} A-site columns; at least 5 are needed to measure the lattice. "
+            "Check the sublattice column of the positions, or the image contrast"
+        )
+    a, orientation = measure_square_lattice(xy[a_sites])
+    cage = np.full((len(xy), 4), -1)
+    b_sites = np.flatnonzero(sublattice == "B")
+    if len(b_sites):
+        cage[b_sites] = find_cages(xy[b_sites], xy[a_sites], a, orientation, a_sites)
+    valid = (cage >= 0).all(axis=1)
+    b_displacement = np.full((len(xy), 2), np.nan)
+    b_displacement[valid] = xy[valid] - xy[cage[valid]].mean(axis=1)
+    local = np.full((len(xy), 4), np.nan)
+    local[valid] = _cell_from_cage(xy[cage[valid]], a, orientation)
+    local[a_sites] = _cell_from_a_neighbours(xy[a_sites], a, orientation)
+    return AtomLattice(
+        xy=xy,
+        sublattice=sublattice,
+        amplitude=amplitude,
+        lattice_constant_px=a,
+        orientation_deg=orientation,
+        cage=cage,
+        b_displacement=b_displacement,
+        local_lattice=local,
+    )
+
+
+def measure_square_lattice(xy: np.ndarray) -> tuple[float, float]:
+    """Lattice constant (median nearest distance) and orientation in [-45, 45) degrees.
+
+    The orientation is the circular mean of 4 x the neighbour-bond angles, so the four bonds
+    of a square lattice all vote for the same axis.
+    """
+    distance, index = cKDTree(xy).query(xy, k=5)
+    a = float(np.median(distance[:, 1]))
+    bonds = xy[index[:, 1:]] - xy[:, None, :]
+    length = distance[:, 1:]
+    good = (length > 0.75 * a) & (length < 1.25 * a)
+    angle = np.arctan2(bonds[..., 1], bonds[..., 0])[good]
+    mean4 = np.angle(np.mean(np.exp(4j * angle)))
+    orientation = float((np.degrees(mean4 / 4) + 45.0) % 90.0 - 45.0)
+    a = float(np.median(length[good])) if good.any() else a
+    return a, orientation
+
+
+def _quadrant(vectors: np.ndarray, orientation_deg: float, shift_deg: float) -> np.ndarray:
+    """Index 0..3 of the 90-degree sector each vector falls into, counted from the lattice axis."""
+    angle = np.degrees(np.arctan2(vectors[..., 1], vectors[..., 0])) - orientation_deg + shift_deg
+    return (np.floor((angle % 360.0) / 90.0)).astype(int)
+
+
+def _neighbours_one_per_quadrant(points, reference_xy, reference_index, a, orientation, expected, shift, skip_self=False):
+    """For each point, its 4 nearest references if they sit one per sector at ``expected`` x a.
+
+    Returns (M, 4) indices into ``reference_index`` ordered by sector, or -1 for the whole row
+    when the neighbourhood is incomplete or distorted beyond :data:`CAGE_TOLERANCE`.
+    """
+    first = 1 if skip_self else 0
+    distance, nearest = cKDTree(reference_xy).query(points, k=4 + first)
+    distance, nearest = distance[:, first:], nearest[:, first:]
+    vectors = reference_xy[nearest] - points[:, None, :]
+    sector = _quadrant(vectors, orientation, shift)
+    ok_distance = (np.abs(distance / (expected * a) - 1) <= CAGE_TOLERANCE).all(axis=1)
+    ok_sectors = (np.sort(sector, axis=1) == np.arange(4)).all(axis=1)
+    ordered = np.full((len(points), 4), -1)
+    good = ok_distance & ok_sectors
+    rows = np.flatnonzero(good)
+    ordered[rows[:, None], sector[good]] = reference_index[nearest[good]]
+    return ordered
+
+
+def find_cages(b_xy, a_xy, a, orientation, a_index) -> np.ndarray:
+    """Each B site's four A neighbours ordered +a1+a2, -a1+a2, -a1-a2, +a1-a2 (or -1s)."""
+    return _neighbours_one_per_quadrant(b_xy, a_xy, a_index, a, orientation, 1 / np.sqrt(2), 0.0)
+
+
+def _cell_from_cage(corners: np.ndarray, a: float, orientation: float) -> np.ndarray:
+    """Local cell from the four ordered cage corners (M, 4, 2)."""
+    a1 = 0.5 * ((corners[:, 0] - corners[:, 1]) + (corners[:, 3] - corners[:, 2]))
+    a2 = 0.5 * ((corners[:, 0] - corners[:, 3]) + (corners[:, 1] - corners[:, 2]))
+    return _cell_parameters(a1, a2, a, orientation)
+
+
+def _cell_from_a_neighbours(a_xy: np.ndarray, a: float, orientation: float) -> np.ndarray:
+    """Local cell of each A site from its four A neighbours along +a1, +a2, -a1, -a2."""
+    neighbours = _neighbours_one_per_quadrant(
+        a_xy, a_xy, np.arange(len(a_xy)), a, orientation, 1.0, 45.0, skip_self=True
+    )
+    ok = (neighbours >= 0).all(axis=1)
+    result = np.full((len(a_xy), 4), np.nan)
+    vectors = a_xy[neighbours[ok]] - a_xy[ok, None, :]
+    a1 = 0.5 * (vectors[:, 0] - vectors[:, 2])
+    a2 = 0.5 * (vectors[:, 1] - vectors[:, 3])
+    result[ok] = _cell_parameters(a1, a2, a, orientation)
+    return result
+
+
+def _cell_parameters(a1: np.ndarray, a2: np.ndarray, a: float, orientation: float) -> np.ndarray:
+    """[|a1|/a, |a2|/a, angle(a1, a2) - 90 deg, rotation of a1 against the orientation (deg)]."""
+    length1 = np.hypot(*a1.T) / a
+    length2 = np.hypot(*a2.T) / a
+    cosine = np.sum(a1 * a2, axis=1) / (length1 * length2 * a * a)
+    shear = np.degrees(np.arccos(np.clip(cosine, -1, 1))) - 90.0
+    rotation = (np.degrees(np.arctan2(a1[:, 1], a1[:, 0])) - orientation + 45.0) % 90.0 - 45.0
+    return np.column_stack([length1, length2, shear, rotation])

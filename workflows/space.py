@@ -1,0 +1,220 @@
+"""The one search-space schema: every choice the workflow offers, in one place.
+
+The env's action space, the searchers (random, grid, Bayesian) and the command line are all
+built from :data:`SEARCH_SPACE`, so a new hyperparameter is added here and nowhere else.
+
+Each parameter has a finite ``grid`` of values (what a ``MultiDiscrete`` action or a grid
+search enumerates) and, for numeric parameters, the continuous ``low``/``high`` range a
+Bayesian optimiser may sample. Parameters that only matter for some choices carry an
+``active_when`` condition; :meth:`SearchSpace.canonical` resets inactive ones to their default
+so that equivalent configurations compare (and cache) equal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from itertools import product
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError
+
+
+@dataclass(frozen=True)
+class Param:
+    """One hyperparameter.
+
+    Parameters
+    ----------
+    name : key in a configuration dict.
+    kind : "categorical", "int" or "float".
+    grid : the finite values offered (ordered); the first is not special, ``default`` is.
+    default : value used when the parameter is inactive or not given.
+    help : one line for users (command line, docs).
+    unit : physical unit of numeric values ("a" means lattice constants).
+    low, high : continuous range for numeric parameters (defaults to the grid's ends).
+    active_when : {other parameter: allowed values}; all must hold for this one to matter.
+    """
+
+    name: str
+    kind: str
+    grid: tuple
+    default: Any
+    help: str
+    unit: str = ""
+    low: float | None = None
+    high: float | None = None
+    active_when: Mapping[str, tuple] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.kind not in ("categorical", "int", "float"):
+            raise ValueError(f"Param {self.name}: unknown kind {self.kind!r}")
+        if self.default not in self.grid:
+            raise ValueError(f"Param {self.name}: default {self.default!r} is not in its grid")
+        if self.kind != "categorical":
+            object.__setattr__(self, "low", self.grid[0] if self.low is None else self.low)
+            object.__setattr__(self, "high", self.grid[-1] if self.high is None else self.high)
+
+    def is_active(self, config: Mapping[str, Any]) -> bool:
+        return all(config.get(k) in allowed for k, allowed in self.active_when.items())
+
+    def coerce(self, value: Any) -> Any:
+        """Check one value and return it in the parameter's type (or raise InputError)."""
+        if self.kind == "categorical":
+            if value not in self.grid:
+                raise InputError(
+                    f"{self.name}={value!r} is not one of {list(self.grid)}; pick one of those"
+                )
+            return value
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise InputError(f"{self.name}={value!r} is not a number ({self.help})") from None
+        if not (self.low <= number <= self.high):
+            raise InputError(
+                f"{self.name}={value!r} is outside [{self.low}, {self.high}] {self.unit}".rstrip()
+            )
+        if self.kind == "int":
+            if number != int(number):
+                raise InputError(f"{self.name}={value!r} must be a whole number")
+            return int(number)
+        return number
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """An ordered collection of :class:`Param` with the operations searchers need."""
+
+    params: tuple[Param, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params)
+
+    def __getitem__(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def default(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.params}
+
+    def canonical(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Validated full configuration with inactive parameters reset to their defaults.
+
+        Missing parameters take their defaults; unknown names raise InputError.
+        """
+        unknown = set(config) - set(self.names)
+        if unknown:
+            raise InputError(
+                f"unknown parameter(s) {sorted(unknown)}; the search space has {list(self.names)}"
+            )
+        full = {p.name: p.coerce(config.get(p.name, p.default)) for p in self.params}
+        return {p.name: (full[p.name] if p.is_active(full) else p.default) for p in self.params}
+
+    def sample(self, rng: np.random.Generator) -> dict[str, Any]:
+        """A uniformly random grid configuration (canonical)."""
+        return self.canonical({p.name: p.grid[rng.integers(len(p.grid))] for p in self.params})
+
+    def grid(self) -> list[dict[str, Any]]:
+        """Every distinct canonical configuration of the grid, in a fixed order."""
+        seen, result = set(), []
+        for values in product(*(p.grid for p in self.params)):
+            config = self.canonical(dict(zip(self.names, values)))
+            key = tuple(config.values())
+            if key not in seen:
+                seen.add(key)
+                result.append(config)
+        return result
+
+    @property
+    def grid_sizes(self) -> tuple[int, ...]:
+        """Number of grid values per parameter (the ``nvec`` of a MultiDiscrete action)."""
+        return tuple(len(p.grid) for p in self.params)
+
+    def from_indices(self, indices) -> dict[str, Any]:
+        """Canonical configuration from one grid index per parameter."""
+        indices = np.asarray(indices).ravel()
+        if indices.shape != (len(self.params),):
+            raise InputError(f"expected {len(self.params)} indices, got shape {indices.shape}")
+        return self.canonical({p.name: p.grid[int(i)] for p, i in zip(self.params, indices)})
+
+    def to_indices(self, config: Mapping[str, Any]) -> np.ndarray:
+        """Grid index per parameter of a canonical configuration (nearest grid value)."""
+        config = self.canonical(config)
+        out = []
+        for p in self.params:
+            if p.kind == "categorical":
+                out.append(p.grid.index(config[p.name]))
+            else:
+                out.append(int(np.argmin(np.abs(np.asarray(p.grid, float) - config[p.name]))))
+        return np.asarray(out, dtype=np.int64)
+
+
+_PATCH_DESCRIPTORS = ("patch", "patch+displacement")
+
+SEARCH_SPACE = SearchSpace(
+    (
+        Param(
+            "descriptor",
+            "categorical",
+            ("patch", "displacement", "lattice", "patch+displacement"),
+            "patch",
+            "local descriptor per atom (see ferrogym.workflows.descriptors)",
+        ),
+        Param(
+            "patch_sites",
+            "categorical",
+            ("all", "A", "B"),
+            "B",
+            "atoms the image patches are centred on",
+            active_when={"descriptor": ("patch",)},
+        ),
+        Param(
+            "window_x",
+            "float",
+            (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5),
+            1.0,
+            "patch width",
+            unit="a",
+            active_when={"descriptor": _PATCH_DESCRIPTORS},
+        ),
+        Param(
+            "window_y",
+            "float",
+            (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5),
+            1.0,
+            "patch height",
+            unit="a",
+            active_when={"descriptor": _PATCH_DESCRIPTORS},
+        ),
+        Param("reduction", "categorical", ("none", "pca"), "pca", "dimensionality reduction"),
+        Param(
+            "n_components",
+            "int",
+            (2, 3, 4, 6, 8, 12, 16),
+            4,
+            "PCA components kept",
+            active_when={"reduction": ("pca",)},
+        ),
+        Param(
+            "clustering",
+            "categorical",
+            ("gmm", "kmeans", "bgmm"),
+            "gmm",
+            "clustering method (Gaussian mixture, k-means, Bayesian Gaussian mixture)",
+        ),
+        Param(
+            "covariance",
+            "categorical",
+            ("full", "tied", "diag", "spherical"),
+            "full",
+            "covariance type of the mixture",
+            active_when={"clustering": ("gmm", "bgmm")},
+        ),
+        Param("n_clusters", "int", (2, 3, 4, 5, 6, 7, 8), 4, "number of clusters"),
+    )
+)

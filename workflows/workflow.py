@@ -1,0 +1,281 @@
+"""The per-image workflow: atoms -> descriptor -> reduction -> clustering -> walls -> reward.
+
+:class:`Workflow` holds one image (or one set of positions) and caches every expensive stage:
+the atoms once, descriptors per kind and window in pixels, reductions per descriptor and
+reduction, and labels per full canonical configuration. :meth:`Workflow.evaluate` returns an
+:class:`Evaluation`: the segmentation, its reward with components and, when the image has
+ground truth, the truth metrics.
+
+A configuration that cannot produce a segmentation (a patch descriptor without an image, a
+mixture with more parameters than sites...) is not an error: it yields an empty segmentation,
+reward 0 and the reason in :attr:`Evaluation.reason`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from .atoms import find_columns
+from .clustering import DegenerateClustering, cluster, reduce
+from .descriptors import DescriptorUnavailable, Features, compute_descriptor, window_pixels
+from .errors import InputError
+from .io import ImageData, PositionsData, load_image, load_positions, validate_image, validate_positions
+from .lattice import AtomLattice, lattice_from_columns, lattice_from_positions
+from .metrics import match_positions, variant_ari, wall_f1
+from .rewards import RewardFn, get_reward
+from .space import SEARCH_SPACE, SearchSpace
+from .synthetic import GroundTruth, SyntheticSample
+from .walls import Segmentation
+
+#: The image (or the positions) must span at least this many lattice constants each way.
+MIN_CELLS_ACROSS = 3
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The outcome of one configuration on one image.
+
+    Attributes
+    ----------
+    config : canonical configuration (inactive parameters at their defaults).
+    config_px : the same in human units: windows in pixels, plus the lattice constant.
+    atom_labels : (N,) label per atom of the lattice, -1 where not described.
+    segmentation : labels on the cell sublattice (B, or A without B sites) with its walls.
+    reward : value of the workflow's reward, in [0, 1] for the built-in rewards.
+    components : the reward's components.
+    metrics : truth metrics (``ari``, ``assigned``, ``wall_f1``) when truth is known, else {}.
+    reason : why the segmentation is empty, or None.
+    """
+
+    config: dict[str, Any]
+    config_px: dict[str, Any]
+    atom_labels: np.ndarray
+    segmentation: Segmentation
+    reward: float
+    components: dict[str, float]
+    metrics: dict[str, float] = field(default_factory=dict)
+    reason: str | None = None
+
+
+class Workflow:
+    """One image's analysis, with cached stages.
+
+    Parameters
+    ----------
+    image : 2-D array or :class:`ImageData`, or None when ``positions`` are given.
+    positions : (N, 2) (x, y) array or :class:`PositionsData` of atom columns a user already
+        has; detection is skipped. With an image too, patches are sampled at these positions.
+    sublattice : (N,) "A"/"B" for ``positions`` given as an array (see
+        :func:`~ferrogym.workflows.lattice.lattice_from_positions` for why it matters).
+    truth : ground truth of a synthetic image, enabling :attr:`Evaluation.metrics`.
+    reward : registered name, ``"module:function"`` or callable.
+    space : the search space configurations are validated against.
+    seed : random state of the clustering.
+    """
+
+    def __init__(
+        self,
+        image: np.ndarray | ImageData | None = None,
+        *,
+        positions: np.ndarray | PositionsData | None = None,
+        sublattice: np.ndarray | None = None,
+        truth: GroundTruth | None = None,
+        reward: str | RewardFn = "combined",
+        space: SearchSpace = SEARCH_SPACE,
+        seed: int = 0,
+    ):
+        if image is None and positions is None:
+            raise InputError("Workflow needs an image, positions, or both; got neither")
+        self.image = _as_image(image)
+        self.positions = _as_positions(positions, sublattice)
+        self.truth = truth
+        self.reward_fn = get_reward(reward)
+        self.space = space
+        self.seed = seed
+        self._features: dict[tuple, Features | DescriptorUnavailable] = {}
+        self._reduced: dict[tuple, np.ndarray] = {}
+        self._labels: dict[tuple, np.ndarray | DegenerateClustering] = {}
+
+    @classmethod
+    def from_sample(cls, sample: SyntheticSample, **kwargs) -> Workflow:
+        """Workflow on a synthetic image, with its ground truth."""
+        return cls(sample.image, truth=sample.truth, **kwargs)
+
+    @classmethod
+    def from_file(cls, path, **kwargs) -> Workflow:
+        """Workflow on an image file (any format :func:`load_image` reads)."""
+        return cls(load_image(path), **kwargs)
+
+    @classmethod
+    def from_positions_file(cls, path, **kwargs) -> Workflow:
+        """Workflow on a positions file (.npy, .csv, .txt) without an image."""
+        return cls(positions=load_positions(path), **kwargs)
+
+    @cached_property
+    def lattice(self) -> AtomLattice:
+        """Atoms with sublattices and lattice geometry, measured once."""
+        if self.positions is not None:
+            lattice = lattice_from_positions(self.positions.xy, self.positions.sublattice)
+            extent = np.ptp(self.positions.xy, axis=0)
+            what = "the positions span"
+        else:
+            lattice = lattice_from_columns(find_columns(self.image))
+            extent = np.array(self.image.shape[::-1]) - 1
+            what = "the image spans"
+        cells = extent / lattice.lattice_constant_px
+        if cells.min() < MIN_CELLS_ACROSS:
+            raise InputError(
+                f"{what} only {cells.min():.1f} unit cells (a = {lattice.lattice_constant_px:.1f} px) "
+                f"in its shorter direction; at least {MIN_CELLS_ACROSS} are needed to see domains. "
+                "Use a larger field of view"
+            )
+        return lattice
+
+    @cached_property
+    def truth_variant(self) -> np.ndarray | None:
+        """True variant per lattice atom (-1 where no true atom matches), or None."""
+        if self.truth is None:
+            return None
+        tolerance = 0.5 * self.lattice.lattice_constant_px / np.sqrt(2)
+        detected, true = match_positions(self.lattice.xy, self.truth.xy, tolerance)
+        variant = np.full(len(self.lattice.xy), -1)
+        variant[detected] = self.truth.variant[true]
+        return variant
+
+    def features(self, config: Mapping[str, Any]) -> Features:
+        """The (cached) descriptor of a canonical configuration; raises DescriptorUnavailable."""
+        key = self._descriptor_key(config)
+        if key not in self._features:
+            try:
+                params = {k: config[k] for k in ("patch_sites", "window_x", "window_y")}
+                self._features[key] = compute_descriptor(config["descriptor"], self.image, self.lattice, **params)
+            except DescriptorUnavailable as error:
+                self._features[key] = error
+        result = self._features[key]
+        if isinstance(result, DescriptorUnavailable):
+            raise result
+        return result
+
+    def labels(self, config: Mapping[str, Any]) -> tuple[Features, np.ndarray]:
+        """Features and canonical cluster labels of a configuration (both cached)."""
+        config = self.space.canonical(config)
+        features = self.features(config)
+        reduced_key = (*self._descriptor_key(config), config["reduction"], config["n_components"])
+        if reduced_key not in self._reduced:
+            self._reduced[reduced_key] = reduce(features.values, config["reduction"], config["n_components"], self.seed)
+        key = tuple(config.items())
+        if key not in self._labels:
+            try:
+                self._labels[key] = cluster(
+                    self._reduced[reduced_key],
+                    config["clustering"],
+                    config["n_clusters"],
+                    config["covariance"],
+                    self.seed,
+                )
+            except DegenerateClustering as error:
+                self._labels[key] = error
+        result = self._labels[key]
+        if isinstance(result, DegenerateClustering):
+            raise result
+        return features, result
+
+    def evaluate(self, config: Mapping[str, Any] | None = None) -> Evaluation:
+        """Run one configuration (default: the space's defaults) and score it."""
+        config = self.space.canonical(config or {})
+        atom_labels = np.full(len(self.lattice.xy), -1)
+        reason = None
+        try:
+            features, labels = self.labels(config)
+            atom_labels[features.sites] = labels
+        except (DescriptorUnavailable, DegenerateClustering) as error:
+            reason = str(error)
+        segmentation = self.cell_segmentation(atom_labels)
+        result = self.reward_fn(segmentation)
+        return Evaluation(
+            config=config,
+            config_px=self.config_in_pixels(config),
+            atom_labels=atom_labels,
+            segmentation=segmentation,
+            reward=float(result.value),
+            components=dict(result.components),
+            metrics=self.truth_metrics(segmentation),
+            reason=reason,
+        )
+
+    def cell_segmentation(self, atom_labels: np.ndarray) -> Segmentation:
+        """Labels moved onto the cell sublattice, where walls are measured.
+
+        Labels on B sites stay; labels only on A sites are carried to each B site as the
+        most common label of its cage (ties: the smaller label). Without B sites the A sites
+        are the cells.
+        """
+        lattice = self.lattice
+        cells = lattice.cell_sites
+        labels = atom_labels[cells]
+        if lattice.has_b_sites and (labels < 0).all():
+            cage = lattice.cage[cells]
+            has_cage = (cage >= 0).all(axis=1)
+            labels = np.full(len(cells), -1)
+            labels[has_cage] = _cage_majority(atom_labels[cage[has_cage]])
+        return Segmentation(lattice.xy[cells], labels, lattice.lattice_constant_px)
+
+    def truth_metrics(self, segmentation: Segmentation) -> dict[str, float]:
+        """B-site ARI, the assigned share and wall F1 within one cell; {} without truth."""
+        if self.truth_variant is None:
+            return {}
+        true_labels = self.truth_variant[self.lattice.cell_sites]
+        ari, assigned = variant_ari(segmentation.labels, true_labels)
+        truth_segmentation = Segmentation(segmentation.xy, true_labels, segmentation.spacing)
+        walls = wall_f1(segmentation.wall_points, truth_segmentation.wall_points, segmentation.spacing)
+        return {"ari": ari, "assigned": assigned, "wall_f1": walls}
+
+    def config_in_pixels(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The configuration with windows converted to pixels, for people and logs."""
+        a = self.lattice.lattice_constant_px
+        human = dict(config)
+        if self.space["window_x"].is_active(config):
+            human["window_x"] = window_pixels(config["window_x"], a)
+            human["window_y"] = window_pixels(config["window_y"], a)
+        human["lattice_constant_px"] = round(a, 3)
+        return human
+
+    def _descriptor_key(self, config: Mapping[str, Any]) -> tuple:
+        a = self.lattice.lattice_constant_px
+        return (
+            config["descriptor"],
+            config["patch_sites"],
+            window_pixels(config["window_x"], a),
+            window_pixels(config["window_y"], a),
+        )
+
+
+def _cage_majority(labels: np.ndarray) -> np.ndarray:
+    """Most common non-negative label per row of (M, 4) labels, smallest on ties, -1 if none."""
+    width = labels.max() + 2
+    counts = np.zeros((len(labels), width), dtype=int)
+    np.add.at(counts, (np.repeat(np.arange(len(labels)), 4), labels.ravel() + 1), 1)
+    counts[:, 0] = 0  # the -1 label never wins
+    best = counts.argmax(axis=1) - 1
+    return np.where(counts.max(axis=1) > 0, best, -1)
+
+
+def _as_image(image) -> np.ndarray | None:
+    if image is None:
+        return None
+    if isinstance(image, ImageData):
+        return image.array
+    return validate_image(image)
+
+
+def _as_positions(positions, sublattice) -> PositionsData | None:
+    if positions is None:
+        return None
+    if isinstance(positions, PositionsData):
+        return positions
+    return validate_positions(positions, sublattice)
