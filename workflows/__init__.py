@@ -1,1 +1,42 @@
-"""ferrogym.workflows"""
+"""ferrogym.workflows: the STEM analysis itself, from an image to a scored segmentation.
+
+Plain numpy / scikit-learn / scikit-image; no Gymnasium here (environments live in
+``ferrogym.envs``). The stages, each in its own module:
+
+- :mod:`.io` reads images and positions, :mod:`.synthetic` makes images with ground truth;
+- :mod:`.atoms` finds columns, :mod:`.lattice` splits sublattices and measures cells;
+- :mod:`.descriptors` (a registry), :mod:`.clustering`, :mod:`.walls`, :mod:`.rewards`
+  (a registry), :mod:`.metrics` (truth), :mod:`.space` (the one search-space schema);
+- :mod:`.workflow` ties them together with per-image caching, :mod:`.figure` draws.
+"""
+
+from .errors import InputError
+from .io import ImageData, PositionsData, load_image, load_positions
+from .rewards import REWARDS, RewardResult, get_reward, register_reward
+from .space import SEARCH_SPACE, Param, SearchSpace
+from .synthetic import GroundTruth, SyntheticParams, SyntheticSample, generate, sample_params
+from .walls import Segmentation
+from .workflow import Evaluation, Workflow
+
+__all__ = [
+    "InputError",
+    "ImageData",
+    "PositionsData",
+    "load_image",
+    "load_positions",
+    "REWARDS",
+    "RewardResult",
+    "get_reward",
+    "register_reward",
+    "SEARCH_SPACE",
+    "Param",
+    "SearchSpace",
+    "GroundTruth",
+    "SyntheticParams",
+    "SyntheticSample",
+    "generate",
+    "sample_params",
+    "Segmentation",
+    "Evaluation",
+    "Workflow",
+]

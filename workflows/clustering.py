@@ -23,6 +23,8 @@ class DegenerateClustering(Exception):
 
 def reduce(values: np.ndarray, method: str, n_components: int, seed: int) -> np.ndarray:
     """Apply the reduction; PCA keeps at most as many components as the data supports."""
+    if values.shape[0] < 3:
+        raise DegenerateClustering(f"only {values.shape[0]} sites could be described")
     if method == "none":
         return values
     if method != "pca":
@@ -34,7 +36,7 @@ def reduce(values: np.ndarray, method: str, n_components: int, seed: int) -> np.
 def cluster(values: np.ndarray, method: str, n_clusters: int, covariance: str, seed: int) -> np.ndarray:
     """Fit the clustering and return canonical labels (0 = largest cluster).
 
-    Raises :class:`DegenerateClustering` when there are fewer samples than clusters or when a
+    Raises :class:`DegenerateClustering` when there are fewer than two samples per cluster or when a
     mixture's covariance has more free parameters than there are samples (it would only fit
     noise, slowly).
     """
@@ -71,9 +73,13 @@ def _make_model(method: str, n_clusters: int, covariance: str, seed: int):
 
 
 def canonical_labels(labels: np.ndarray) -> np.ndarray:
-    """Renumber labels 0..K-1 by decreasing size, ties broken by first occurrence."""
-    values, first, counts = np.unique(labels, return_index=True, return_counts=True)
+    """Renumber labels >= 0 as 0..K-1 by decreasing size, ties by first occurrence; -1 stays."""
+    labels = np.asarray(labels)
+    assigned = labels >= 0
+    values, first, counts = np.unique(labels[assigned], return_index=True, return_counts=True)
     order = np.lexsort((first, -counts))
-    mapping = np.empty(values.max() + 1, dtype=int)
+    mapping = np.empty(values.max() + 1 if values.size else 0, dtype=int)
     mapping[values[order]] = np.arange(len(values))
-    return mapping[labels]
+    result = np.full(labels.shape, -1)
+    result[assigned] = mapping[labels[assigned]]
+    return result

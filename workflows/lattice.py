@@ -24,8 +24,10 @@ from .errors import InputError
 
 #: Brightness ratio below which the two colours of the neighbour graph are one sublattice.
 MIN_SUBLATTICE_CONTRAST = 1.2
-#: A B site's four A neighbours must lie within this relative tolerance of a / sqrt(2).
-CAGE_TOLERANCE = 0.25
+#: A B site's cage is its nearest A shell: A sites within (1 + this) x the nearest A distance.
+CAGE_SHELL = 0.35
+#: Neighbour distances of a local cell must lie within this relative tolerance of ``a``.
+CELL_TOLERANCE = 0.25
 #: Names of the local-lattice descriptor's columns.
 LOCAL_LATTICE_FIELDS = ("length_1", "length_2", "shear_deg", "rotation_deg")
 
@@ -40,9 +42,12 @@ class AtomLattice:
     sublattice : (N,) '<U1', "A" or "B".
     amplitude : (N,) float, fitted peak height (NaN when built from positions alone).
     lattice_constant_px : float, median A-A nearest-neighbour distance ``a``.
+    cell_area_px : float, area of the A sublattice's primitive cell (``a**2`` when square).
     orientation_deg : float in [-45, 45), direction of the first lattice axis from +x towards +y.
-    cage : (N, 4) int, for B sites the indices of their four A neighbours ordered along
-        +a1+a2, -a1+a2, -a1-a2, +a1-a2; -1 for A sites and for B sites without a valid cage.
+    cage : (N, 4) int, for B sites the indices of their nearest A shell (see
+        :func:`find_cages`): four A sites in counter-clockwise order from the +a1+a2 corner
+        (a B at the cell centre, as in [001] perovskites), or a pair repeated twice (a B midway
+        between two A sites); -1 for A sites and for B sites without a valid cage.
     b_displacement : (N, 2) float px, B position minus its cage centre; NaN where undefined.
     local_lattice : (N, 4) float, per site :data:`LOCAL_LATTICE_FIELDS`: the two local cell
         lengths in units of ``a``, the cell angle minus 90 degrees and the rotation of the
@@ -53,6 +58,7 @@ class AtomLattice:
     sublattice: np.ndarray
     amplitude: np.ndarray
     lattice_constant_px: float
+    cell_area_px: float
     orientation_deg: float
     cage: np.ndarray
     b_displacement: np.ndarray
@@ -144,18 +150,20 @@ def build_lattice(xy: np.ndarray, sublattice: np.ndarray, amplitude: np.ndarray)
     cage = np.full((len(xy), 4), -1)
     b_sites = np.flatnonzero(sublattice == "B")
     if len(b_sites):
-        cage[b_sites] = find_cages(xy[b_sites], xy[a_sites], a, orientation, a_sites)
+        cage[b_sites] = find_cages(xy[b_sites], xy[a_sites], orientation, a_sites)
     valid = (cage >= 0).all(axis=1)
     b_displacement = np.full((len(xy), 2), np.nan)
     b_displacement[valid] = xy[valid] - xy[cage[valid]].mean(axis=1)
     local = np.full((len(xy), 4), np.nan)
-    local[valid] = _cell_from_cage(xy[cage[valid]], a, orientation)
+    square = valid & (cage[:, 0] != cage[:, 2])
+    local[square] = _cell_from_cage(xy[cage[square]], a, orientation)
     local[a_sites] = _cell_from_a_neighbours(xy[a_sites], a, orientation)
     return AtomLattice(
         xy=xy,
         sublattice=sublattice,
         amplitude=amplitude,
         lattice_constant_px=a,
+        cell_area_px=primitive_cell_area(xy[a_sites]),
         orientation_deg=orientation,
         cage=cage,
         b_displacement=b_displacement,
@@ -181,6 +189,22 @@ def measure_square_lattice(xy: np.ndarray) -> tuple[float, float]:
     return a, orientation
 
 
+def primitive_cell_area(xy: np.ndarray) -> float:
+    """Median area spanned by each site's nearest bond and its nearest non-parallel bond.
+
+    Works for square and rectangular (e.g. [110]-projected) lattices alike, so the expected
+    number of columns in a field of view is its area over this.
+    """
+    k = min(9, len(xy))
+    _, index = cKDTree(xy).query(xy, k=k)
+    bonds = xy[index[:, 1:]] - xy[:, None, :]  # sorted by length
+    first = bonds[:, 0]
+    cross = np.abs(first[:, None, 0] * bonds[..., 1] - first[:, None, 1] * bonds[..., 0])
+    sine = cross / (np.hypot(*first.T)[:, None] * np.hypot(bonds[..., 0], bonds[..., 1]))
+    non_parallel = np.argmax(sine > 0.5, axis=1)  # first bond more than 30 degrees off
+    return float(np.median(cross[np.arange(len(xy)), non_parallel]))
+
+
 def _quadrant(vectors: np.ndarray, orientation_deg: float, shift_deg: float) -> np.ndarray:
     """Index 0..3 of the 90-degree sector each vector falls into, counted from the lattice axis."""
     angle = np.degrees(np.arctan2(vectors[..., 1], vectors[..., 0])) - orientation_deg + shift_deg
@@ -191,14 +215,14 @@ def _neighbours_one_per_quadrant(points, reference_xy, reference_index, a, orien
     """For each point, its 4 nearest references if they sit one per sector at ``expected`` x a.
 
     Returns (M, 4) indices into ``reference_index`` ordered by sector, or -1 for the whole row
-    when the neighbourhood is incomplete or distorted beyond :data:`CAGE_TOLERANCE`.
+    when the neighbourhood is incomplete or distorted beyond :data:`CELL_TOLERANCE`.
     """
     first = 1 if skip_self else 0
     distance, nearest = cKDTree(reference_xy).query(points, k=4 + first)
     distance, nearest = distance[:, first:], nearest[:, first:]
     vectors = reference_xy[nearest] - points[:, None, :]
     sector = _quadrant(vectors, orientation, shift)
-    ok_distance = (np.abs(distance / (expected * a) - 1) <= CAGE_TOLERANCE).all(axis=1)
+    ok_distance = (np.abs(distance / (expected * a) - 1) <= CELL_TOLERANCE).all(axis=1)
     ok_sectors = (np.sort(sector, axis=1) == np.arange(4)).all(axis=1)
     ordered = np.full((len(points), 4), -1)
     good = ok_distance & ok_sectors
@@ -207,9 +231,41 @@ def _neighbours_one_per_quadrant(points, reference_xy, reference_index, a, orien
     return ordered
 
 
-def find_cages(b_xy, a_xy, a, orientation, a_index) -> np.ndarray:
-    """Each B site's four A neighbours ordered +a1+a2, -a1+a2, -a1-a2, +a1-a2 (or -1s)."""
-    return _neighbours_one_per_quadrant(b_xy, a_xy, a_index, a, orientation, 1 / np.sqrt(2), 0.0)
+def find_cages(b_xy, a_xy, orientation, a_index) -> np.ndarray:
+    """Each B site's nearest A shell, checked to be a real, centrosymmetric cage.
+
+    The shell is the A sites within ``1 + CAGE_SHELL`` times the nearest A distance. Four of
+    them (B at a cell centre, [001] perovskites) must form a parallelogram whose diagonals
+    share their midpoint, and are returned counter-clockwise from the +a1+a2 corner; two of
+    them (B midway between two A sites, e.g. [110] views) must lie on opposite sides, and are
+    returned as the pair repeated. Anything else (edges, defects, misdetections) gives -1s.
+    The tolerance on the centre is a quarter of the nearest distance, far above any real
+    off-centring.
+    """
+    distance, nearest = cKDTree(a_xy).query(b_xy, k=4)
+    shell = distance <= (1 + CAGE_SHELL) * distance[:, :1]
+    count = shell.sum(axis=1)
+    corners = a_xy[nearest]
+    cages = np.full((len(b_xy), 4), -1)
+
+    four = np.flatnonzero(count == 4)
+    order = np.argsort(_angle_from(corners[four] - b_xy[four, None, :], orientation), axis=1)
+    ordered = np.take_along_axis(nearest[four], order, axis=1)
+    points = a_xy[ordered]
+    gap = np.hypot(*((points[:, 0] + points[:, 2]) - (points[:, 1] + points[:, 3])).T) / 2
+    good = gap <= 0.25 * distance[four, 0]
+    cages[four[good]] = a_index[ordered[good]]
+
+    two = np.flatnonzero(count == 2)
+    pair_centre = corners[two, :2].mean(axis=1)
+    good = np.hypot(*(pair_centre - b_xy[two]).T) <= 0.25 * distance[two, 0]
+    cages[two[good]] = a_index[nearest[two[good]][:, [0, 1, 0, 1]]]
+    return cages
+
+
+def _angle_from(vectors: np.ndarray, start_deg: float) -> np.ndarray:
+    """Angle of each vector in [0, 360) degrees, counted from ``start_deg``."""
+    return (np.degrees(np.arctan2(vectors[..., 1], vectors[..., 0])) - start_deg) % 360.0
 
 
 def _cell_from_cage(corners: np.ndarray, a: float, orientation: float) -> np.ndarray:

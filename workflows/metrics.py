@@ -40,19 +40,19 @@ def match_positions(detected: np.ndarray, truth: np.ndarray, tolerance: float) -
     """One-to-one matching of detected to true positions closer than ``tolerance``.
 
     Returns index arrays (detected_index, truth_index) of the matched pairs: a minimum-cost
-    bipartite matching in which leaving a detection unmatched costs more than any match, so
-    it matches as many as it can and prefers short distances.
+    bipartite matching in which leaving a detection unmatched costs 1 and all matches
+    together cost less than 1, so it matches as many as it can, then prefers short distances.
     """
     if len(detected) == 0 or len(truth) == 0:
         return np.empty(0, int), np.empty(0, int)
     pairs = cKDTree(detected).sparse_distance_matrix(cKDTree(truth), tolerance, output_type="ndarray")
     if len(pairs) == 0:
         return np.empty(0, int), np.empty(0, int)
-    # cost < 1 for every candidate pair; dummy columns let every detection stay unmatched
+    # dummy columns let every detection stay unmatched, at cost 1 each
     n_det = len(detected)
     cost = coo_matrix(
         (
-            np.concatenate([pairs["v"] / tolerance + 1e-9, np.full(n_det, 2.0)]),
+            np.concatenate([1e-9 + pairs["v"] / (tolerance * (n_det + 1)), np.ones(n_det)]),
             (np.concatenate([pairs["i"], np.arange(n_det)]), np.concatenate([pairs["j"], len(truth) + np.arange(n_det)])),
         ),
         shape=(n_det, len(truth) + n_det),

@@ -74,7 +74,7 @@ def get_reward(reward: str | RewardFn) -> RewardFn:
         module_name, _, attribute = reward.partition(":")
         try:
             function = getattr(importlib.import_module(module_name), attribute)
-        except (ImportError, AttributeError) as error:
+        except (ImportError, AttributeError, ValueError, TypeError) as error:
             raise InputError(f"reward {reward!r} could not be imported: {error}") from error
         if not callable(function):
             raise InputError(f"reward {reward!r} is not callable")

@@ -140,6 +140,9 @@ class SearchSpace:
         indices = np.asarray(indices).ravel()
         if indices.shape != (len(self.params),):
             raise InputError(f"expected {len(self.params)} indices, got shape {indices.shape}")
+        for p, i in zip(self.params, indices):
+            if not 0 <= i < len(p.grid):
+                raise InputError(f"index {i} for {p.name} is outside 0..{len(p.grid) - 1}")
         return self.canonical({p.name: p.grid[int(i)] for p, i in zip(self.params, indices)})
 
     def to_indices(self, config: Mapping[str, Any]) -> np.ndarray:

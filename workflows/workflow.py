@@ -166,11 +166,13 @@ class Workflow:
         config = self.space.canonical(config)
         features = self.features(config)
         reduced_key = (*self._descriptor_key(config), config["reduction"], config["n_components"])
-        if reduced_key not in self._reduced:
-            self._reduced[reduced_key] = reduce(features.values, config["reduction"], config["n_components"], self.seed)
         key = tuple(config.items())
         if key not in self._labels:
             try:
+                if reduced_key not in self._reduced:
+                    self._reduced[reduced_key] = reduce(
+                        features.values, config["reduction"], config["n_components"], self.seed
+                    )
                 self._labels[key] = cluster(
                     self._reduced[reduced_key],
                     config["clustering"],
@@ -257,6 +259,8 @@ class Workflow:
 
 def _cage_majority(labels: np.ndarray) -> np.ndarray:
     """Most common non-negative label per row of (M, 4) labels, smallest on ties, -1 if none."""
+    if labels.size == 0:
+        return np.empty(0, dtype=int)
     width = labels.max() + 2
     counts = np.zeros((len(labels), width), dtype=int)
     np.add.at(counts, (np.repeat(np.arange(len(labels)), 4), labels.ravel() + 1), 1)

@@ -1,0 +1,25 @@
+# The README's two commands: `make demo` (the main job) and `make test`.
+# Each builds the virtual environment on first use, so a fresh clone needs nothing else.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test benchmarks clean
+
+demo: $(VENV)/.installed
+	$(BIN)/python -m ferrogym.workflows --out results/demo
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest
+
+benchmarks: $(VENV)/.installed
+	for script in benchmarks/[!t]*.py; do $(BIN)/python $$script || exit 1; done
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+clean:
+	rm -rf $(VENV) results
