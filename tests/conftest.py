@@ -25,9 +25,6 @@ SESSION_PARAMS = SyntheticParams(
 )
 SESSION_SEED = 0
 
-#: The configuration of the acceptance criteria: displacements, no reduction, 4-component GMM.
-DISPLACEMENT_CONFIG = dict(descriptor="displacement", reduction="none", clustering="gmm", n_clusters=4)
-
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
@@ -104,3 +101,12 @@ def perovskite_positions(
     xy = np.vstack([a_xy, b_xy])
     sublattice = np.array(["A"] * len(a_xy) + ["B"] * len(b_xy))
     return xy, sublattice
+
+
+@pytest.fixture(scope="session")
+def cageless_positions():
+    """(xy, sublattice) with A and B sites but no valid B cage: each B a quarter cell off an A."""
+    xy, _ = perovskite_positions(n_cells=7, a=20.0)
+    a_xy = xy[:64]  # the 8 x 8 A grid
+    b_xy = a_xy[(a_xy[:, 0] < a_xy[:, 0].max()) & (a_xy[:, 1] < a_xy[:, 1].max())] + [5.0, 5.0]
+    return np.vstack([a_xy, b_xy]), np.array(["A"] * 64 + ["B"] * len(b_xy))

@@ -235,3 +235,22 @@ def test_module_docstring_promise_sites_never_dropped_silently(two_families_samp
         assert features.values.shape[0] == len(features.sites)
         assert features.n_skipped >= 0
         assert len(np.unique(features.sites)) == len(features.sites)
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@pytest.mark.parametrize("name", ["lattice", "patch+displacement"])
+def test_descriptor_without_describable_sites_is_empty_and_quiet(cageless_positions, name):
+    """Regression: _standardise / _unit_total_variance took the mean and std of empty arrays
+    and numpy warned (seen on random configurations on the real SrTiO3 image)."""
+    lattice = lattice_from_positions(*cageless_positions)
+    image = np.random.default_rng(0).random((200, 200))
+    features = compute_descriptor(name, image, lattice)
+    assert len(features.sites) == 0 == features.values.shape[0]
+    assert features.n_skipped == len(lattice.site_indices("B"))
+
+
+def test_displacement_descriptor_without_cages_is_empty(cageless_positions):
+    lattice = lattice_from_positions(*cageless_positions)
+    features = compute_descriptor("displacement", None, lattice)
+    assert features.values.shape == (0, 2)
+    assert features.n_skipped == len(lattice.site_indices("B"))

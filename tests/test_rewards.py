@@ -264,15 +264,15 @@ def test_broken_wall_is_less_continuous_than_an_unbroken_one():
     assert reward(fragments).value < reward(straight_wall()).value
 
 
-def test_short_wall_reaching_the_border_is_continuous_but_not_inside():
-    """A network 3 a long counts as continuous only where it leaves the analysed region."""
+def test_island_outline_is_not_continuous_even_at_the_border():
+    """A 3 a network around a two-site speck is no wall, inside or where it leaves the region."""
     inside = np.zeros(M, int)
     inside[at(10, 9) | at(10, 10)] = 1
     edge = np.zeros(M, int)
     edge[at(0, 9) | at(0, 10)] = 1
     assert LONG_WALL / 2 <= 3 < LONG_WALL
     assert wall_components(seg(inside))["continuity"] == 0.0
-    assert wall_components(seg(edge))["continuity"] == 1.0
+    assert wall_components(seg(edge))["continuity"] == 0.0
 
 
 def test_long_closed_wall_inside_is_continuous():
@@ -373,10 +373,13 @@ def test_rewards_are_in_unit_interval_and_follow_the_documented_formulas(grid):
     # the components against their documented definitions, from the walls themselves
     total = len(s.wall_points)
     if total:
-        continuous = sum(
-            len(w.points)
+        long_enough = [
+            w.length_px / A >= LONG_WALL or (w.touches_border and w.length_px / A >= LONG_WALL / 2)
             for w in s.networks
-            if w.length_px / A >= LONG_WALL or (w.touches_border and w.length_px / A >= LONG_WALL / 2)
+        ]
+        in_island = rewards_module.island_sites(s)
+        continuous = sum(
+            long_enough[s.network_index[i]] and not in_island[s.wall_bonds[i]].any() for i in range(total)
         )
         assert c["continuity"] == pytest.approx(continuous / total)
         straight = sum(

@@ -107,52 +107,58 @@ def test_config_px_has_odd_pixel_windows_for_patch_descriptors(two_families_work
 
 
 def test_degenerate_clustering_gives_reason_not_exception(perovskite):
-    xy, sublattice = perovskite(n_cells=5, a=20.0, displacement=(1.0, 0.5))
+    xy, sublattice = perovskite(n_cells=3, a=20.0, displacement=(1.0, 0.5))
     workflow = Workflow(positions=xy, sublattice=sublattice)
-    evaluation = workflow.evaluate(dict(descriptor="displacement", reduction="none", n_clusters=8))  # 25 sites
+    evaluation = workflow.evaluate(dict(descriptor="displacement", reduction="none", n_clusters=5))  # 9 sites
     assert evaluation.reward == 0.0
     assert "too few" in evaluation.reason
     assert (evaluation.atom_labels == -1).all()
     assert evaluation.metrics == {}  # no truth
 
 
-@pytest.mark.xfail(
-    reason=(
-        "Workflow.cell_segmentation crashes when the lattice has B sites but none has a valid "
-        "cage and no B site carries a label: _cage_majority() is called on an empty (0, 4) "
-        "array and labels.max() raises 'ValueError: zero-size array to reduction operation "
-        "maximum'. Happens for every configuration whose clustering fails or whose labels "
-        "sit on A sites only (patch_sites='A'); seen on the real SrTiO3 image."
-    ),
-    raises=ValueError,
-    strict=True,
+@pytest.mark.parametrize(
+    "config",
+    [
+        dict(descriptor="displacement", reduction="none"),
+        dict(descriptor="displacement", reduction="pca", n_components=2),
+        dict(descriptor="lattice", reduction="pca", n_components=2, clustering="kmeans"),
+        dict(descriptor="patch+displacement"),
+        dict(descriptor="patch", patch_sites="A"),
+    ],
+    ids=["displacement", "displacement-pca", "lattice-pca", "patch+displacement", "patch-on-A"],
 )
-def test_lattice_without_valid_cages_gives_an_empty_segmentation(perovskite):
-    xy, _ = perovskite(n_cells=7, a=20.0)
-    a_xy = xy[:64]  # the 8 x 8 A grid
-    b_xy = a_xy[a_xy[:, 0] < a_xy[:, 0].max()] + [10.0, 0.0]  # B between A along x: no square cage
-    workflow = Workflow(positions=np.vstack([a_xy, b_xy]), sublattice=["A"] * 64 + ["B"] * len(b_xy))
+def test_lattice_without_valid_cages_gives_an_empty_segmentation(cageless_positions, config):
+    """Regression: with B sites but no valid cage, evaluate() used to raise ValueError (an
+    empty _cage_majority, or sklearn PCA asked for -1 components); now an empty segmentation."""
+    xy, sublattice = cageless_positions
+    workflow = Workflow(positions=xy, sublattice=sublattice)
     assert workflow.lattice.has_b_sites and (workflow.lattice.cage == -1).all()
-    evaluation = workflow.evaluate(dict(descriptor="displacement", reduction="none"))
-    assert evaluation.reward == 0.0 and evaluation.reason is not None
+    evaluation = workflow.evaluate(config)
+    assert evaluation.reward == 0.0
+    assert evaluation.reason is not None
+    assert (evaluation.segmentation.labels == -1).all()
 
 
-@pytest.mark.xfail(
-    reason=(
-        "clustering.reduce() asks sklearn PCA for min(n_components, n_features, n_samples - 1) "
-        "components, which is -1 for an empty feature matrix (0 for one site): sklearn raises "
-        "InvalidParameterError (a ValueError) out of Workflow.evaluate instead of an empty "
-        "segmentation with a reason."
-    ),
-    raises=ValueError,
-    strict=True,
-)
-def test_pca_on_an_empty_descriptor_gives_a_reason_not_an_exception(perovskite):
-    xy, _ = perovskite(n_cells=7, a=20.0)
-    a_xy = xy[:64]
-    b_xy = a_xy[a_xy[:, 0] < a_xy[:, 0].max()] + [10.0, 0.0]
-    workflow = Workflow(positions=np.vstack([a_xy, b_xy]), sublattice=["A"] * 64 + ["B"] * len(b_xy))
-    _, _ = workflow.labels(dict(descriptor="lattice", reduction="pca", n_components=2, clustering="kmeans"))
+def test_rectangular_cell_lattice_has_bonds_along_both_axes():
+    """Regression: on a rectangular cell lattice (a [110] view: A on a x a/sqrt(2), B midway
+    along the long side, like the real SrTiO3 image) the segmentation used to bond sites only
+    within 1.3 x the short A-A distance, so every B site had degree 2, counted as a border
+    site, and one-cell stripes across the long side were not walls (SrTiO3 reward 0.71)."""
+    long, short = 42.0, 42.0 / np.sqrt(2)
+    i, j = np.meshgrid(np.arange(10), np.arange(13))
+    a_xy = np.column_stack([5 + long * i.ravel(), 5 + short * j.ravel()])
+    b_xy = a_xy[a_xy[:, 0] < a_xy[:, 0].max()] + [long / 2, 0.0]
+    workflow = Workflow(positions=np.vstack([a_xy, b_xy]), sublattice=["A"] * len(a_xy) + ["B"] * len(b_xy))
+    lattice = workflow.lattice
+    b = lattice.site_indices("B")
+    column = np.rint((lattice.xy[b, 0] - 5 - long / 2) / long).astype(int)
+    atom_labels = np.full(len(lattice.xy), -1)
+    atom_labels[b] = column % 2  # one-cell-wide stripes along y
+    segmentation = workflow.cell_segmentation(atom_labels)
+    x, y = segmentation.xy.T
+    interior = (x > x.min() + 1) & (x < x.max() - 1) & (y > y.min() + 1) & (y < y.max() - 1)
+    assert (segmentation.degree[interior] == 4).all()
+    assert len(segmentation.wall_points) > 0
 
 
 # --------------------------------------------------------------------------- caching

@@ -192,7 +192,7 @@ def _levenberg_marquardt_step(params, values, weights, px, py, spacing, damping=
     ) * weights[..., None]
     jac = jacobian.reshape(len(params), -1, 5)
     normal = np.einsum("npi,npj->nij", jac, jac)
-    normal = normal + damping * np.eye(5) * np.trace(normal, axis1=1, axis2=2)[:, None, None]
+    normal = normal + damping * normal * np.eye(5)  # Marquardt: scale-free, per parameter
     gradient = np.einsum("npi,np->ni", jac, residual.reshape(len(params), -1))
     with np.errstate(all="ignore"):
         step = np.linalg.solve(normal, gradient[..., None])[..., 0]

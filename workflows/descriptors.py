@@ -143,11 +143,15 @@ def patch_and_displacement_descriptor(image, lattice, *, window_x=1.0, window_y=
 
 
 def _standardise(values: np.ndarray) -> np.ndarray:
+    if len(values) == 0:
+        return values
     spread = values.std(axis=0)
     return (values - values.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
 
 
 def _unit_total_variance(values: np.ndarray) -> np.ndarray:
+    if len(values) == 0:
+        return values
     centred = values - values.mean(axis=0)
     total = np.sqrt(np.sum(centred.var(axis=0)))
     return centred / (total if total > 0 else 1.0)

@@ -200,7 +200,8 @@ def primitive_cell_area(xy: np.ndarray) -> float:
     bonds = xy[index[:, 1:]] - xy[:, None, :]  # sorted by length
     first = bonds[:, 0]
     cross = np.abs(first[:, None, 0] * bonds[..., 1] - first[:, None, 1] * bonds[..., 0])
-    sine = cross / (np.hypot(*first.T)[:, None] * np.hypot(bonds[..., 0], bonds[..., 1]))
+    lengths = np.hypot(*first.T)[:, None] * np.hypot(bonds[..., 0], bonds[..., 1])
+    sine = np.divide(cross, lengths, out=np.zeros_like(cross), where=lengths > 0)  # duplicates: 0
     non_parallel = np.argmax(sine > 0.5, axis=1)  # first bond more than 30 degrees off
     return float(np.median(cross[np.arange(len(xy)), non_parallel]))
 

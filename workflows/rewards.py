@@ -9,10 +9,11 @@ labelled sites, ``n_s`` the number of wall points of segment s):
 - ``islands`` I: share of labelled sites in *islands*, same-label connected regions with fewer
   than ``max(3, 0.01 M)`` interior sites (sites with no neighbour of another label). It catches
   salt-and-pepper labels, specks and one- or two-cell-thin stripes.
-- ``continuity`` C = sum of ``n_w`` over *continuous* wall networks / sum of all ``n_w``
-  (``n_w``: wall points of network w, walls meeting at junctions included). A network is
-  continuous if it is at least ``L = 4 a`` long, or at least ``L / 2`` long and reaching the
-  edge of the analysed region (a wall leaving the field of view has not stopped).
+- ``continuity`` C = share of wall points that lie in a *continuous* wall network and do not
+  border an island (walls meeting at junctions form one network). A network is continuous if
+  it is at least ``L = 4 a`` long, or at least ``L / 2`` long and reaching the edge of the
+  analysed region (a wall leaving the field of view has not stopped). The outline of an
+  island is no domain wall, however long.
 - ``straightness`` T = sum of ``n_s * exp(-r_s / a) * min(1, l_s / (L / 2))`` / sum of ``n_s``
   over segments (one pair of domains each), with ``r_s`` the RMS residual of a line fit and
   ``l_s`` the segment length; short fragments count as less straight, since two points always
@@ -90,18 +91,19 @@ def wall_components(segmentation: Segmentation) -> dict[str, float]:
     a = segmentation.spacing
     networks, segments = segmentation.networks, segmentation.segments
     total = float(len(segmentation.wall_points))
-    network_points = np.array([len(w.points) for w in networks], dtype=float)
     network_length = np.array([w.length_px for w in networks]) / a
     border = np.array([w.touches_border for w in networks], dtype=bool)
     continuous = (network_length >= LONG_WALL) | (border & (network_length >= LONG_WALL / 2))
+    in_island = island_sites(segmentation)
+    continuous_points = continuous[segmentation.network_index] & ~in_island[segmentation.wall_bonds].any(axis=1)
     points = np.array([len(s.points) for s in segments], dtype=float)
     lengths = np.array([s.length_px for s in segments]) / a
     residuals = np.array([s.residual_px for s in segments]) / a
     straight = np.exp(-residuals) * np.minimum(1.0, lengths / (LONG_WALL / 2))
     return {
         "n_labels": float(segmentation.n_labels),
-        "islands": island_fraction(segmentation),
-        "continuity": float(network_points[continuous].sum() / total) if total else 0.0,
+        "islands": float(in_island.sum() / labelled) if labelled else 1.0,
+        "continuity": float(continuous_points.sum() / total) if total else 0.0,
         "straightness": float(np.sum(points * straight) / total) if total else 0.0,
         "n_walls": float(len(segments)),
         "n_networks": float(len(networks)),
@@ -110,16 +112,21 @@ def wall_components(segmentation: Segmentation) -> dict[str, float]:
     }
 
 
-def island_fraction(segmentation: Segmentation) -> float:
-    """Share of labelled sites in regions with too few interior sites (see module docs)."""
+def island_sites(segmentation: Segmentation) -> np.ndarray:
+    """Sites in regions with too few interior sites (see module docs)."""
     labelled = segmentation.labels >= 0
     if not labelled.any():
-        return 1.0
+        return labelled
     component = segmentation.same_label_components
     interior_per_region = np.bincount(component[segmentation.interior], minlength=component.max() + 1)
     minimum = max(3, ISLAND_SHARE * labelled.sum())
-    in_island = labelled & (interior_per_region[component] < minimum)
-    return float(in_island.sum() / labelled.sum())
+    return labelled & (interior_per_region[component] < minimum)
+
+
+def island_fraction(segmentation: Segmentation) -> float:
+    """Share of labelled sites in islands; 1 when nothing is labelled."""
+    labelled = segmentation.labels >= 0
+    return float(island_sites(segmentation).sum() / labelled.sum()) if labelled.any() else 1.0
 
 
 def _has_walls(components: dict[str, float]) -> bool:

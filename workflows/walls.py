@@ -29,10 +29,10 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-from .lattice import neighbour_graph
-
-#: Wall points within this many lattice constants belong to one segment.
+#: Wall points within this many bond lengths belong to one wall.
 SEGMENT_LINK = 1.1
+#: Sites are bonded up to this many times the longer cell side.
+BOND_REACH = 1.15
 
 
 @dataclass(frozen=True)
@@ -64,20 +64,27 @@ class Segmentation:
     ----------
     xy : (M, 2) float, (x, y) site positions.
     labels : (M,) int, cluster label per site, -1 for unassigned sites.
-    spacing : lattice constant of this sublattice in pixels.
+    spacing : lattice constant of this sublattice in pixels (the shorter cell side).
+    long_spacing : the longer cell side for rectangular cells (a [110] view), else None.
+        Sites are bonded along both sides, never along the (longer still) diagonals.
     """
 
     xy: np.ndarray
     labels: np.ndarray
     spacing: float
+    long_spacing: float | None = None
+
+    @property
+    def bond_length(self) -> float:
+        """The longer side of the lattice cell (``spacing`` unless ``long_spacing`` is set)."""
+        return float(self.long_spacing or self.spacing)
 
     @cached_property
     def bonds(self) -> np.ndarray:
-        """(E, 2) index pairs of neighbouring labelled sites."""
+        """(E, 2) index pairs of neighbouring labelled sites, along both lattice axes."""
         assigned = np.flatnonzero(self.labels >= 0)
-        graph = neighbour_graph(self.xy[assigned], self.spacing).tocoo()
-        keep = graph.row < graph.col
-        return assigned[np.column_stack([graph.row[keep], graph.col[keep]])]
+        pairs = cKDTree(self.xy[assigned]).query_pairs(BOND_REACH * self.bond_length, output_type="ndarray")
+        return assigned[pairs.reshape(-1, 2)]
 
     @cached_property
     def degree(self) -> np.ndarray:
@@ -102,12 +109,18 @@ class Segmentation:
     @cached_property
     def _wall_links(self) -> np.ndarray:
         """(P, 2) pairs of wall points close enough to belong to one wall."""
-        return cKDTree(self.wall_points).query_pairs(SEGMENT_LINK * self.spacing, output_type="ndarray").reshape(-1, 2)
+        reach = SEGMENT_LINK * self.bond_length
+        return cKDTree(self.wall_points).query_pairs(reach, output_type="ndarray").reshape(-1, 2)
+
+    @cached_property
+    def network_index(self) -> np.ndarray:
+        """Index into :attr:`networks` of each wall point."""
+        return _components(self._wall_links, len(self.wall_points))
 
     @cached_property
     def networks(self) -> list[WallSegment]:
         """Connected groups of wall points, junctions and crossings included."""
-        return self._group_walls(self._wall_links)
+        return self._group_walls(self.network_index)
 
     @cached_property
     def segments(self) -> list[WallSegment]:
@@ -115,12 +128,11 @@ class Segmentation:
         sides = np.sort(self.labels[self.wall_bonds], axis=1)
         links = self._wall_links
         same_sides = (sides[links[:, 0]] == sides[links[:, 1]]).all(axis=1)
-        return self._group_walls(links[same_sides])
+        return self._group_walls(_components(links[same_sides], len(self.wall_points)))
 
-    def _group_walls(self, links: np.ndarray) -> list[WallSegment]:
+    def _group_walls(self, member: np.ndarray) -> list[WallSegment]:
         if len(self.wall_points) == 0:
             return []
-        member = _components(links, len(self.wall_points))
         on_border = (self.degree[self.wall_bonds] < 4).any(axis=1)
         return [
             _describe_segment(self.wall_points[member == k], on_border[member == k].any(), self.spacing)

@@ -225,7 +225,8 @@ class Workflow:
             has_cage = (cage >= 0).all(axis=1)
             labels = np.full(len(cells), -1)
             labels[has_cage] = _cage_majority(atom_labels[cage[has_cage]])
-        return Segmentation(lattice.xy[cells], labels, lattice.lattice_constant_px)
+        a = lattice.lattice_constant_px
+        return Segmentation(lattice.xy[cells], labels, a, long_spacing=lattice.cell_area_px / a)
 
     def truth_metrics(self, segmentation: Segmentation) -> dict[str, float]:
         """B-site ARI, the assigned share and wall F1 within one cell; {} without truth."""
@@ -233,7 +234,7 @@ class Workflow:
             return {}
         true_labels = self.truth_variant[self.lattice.cell_sites]
         ari, assigned = variant_ari(segmentation.labels, true_labels)
-        truth_segmentation = Segmentation(segmentation.xy, true_labels, segmentation.spacing)
+        truth_segmentation = Segmentation(segmentation.xy, true_labels, segmentation.spacing, segmentation.long_spacing)
         walls = wall_f1(segmentation.wall_points, truth_segmentation.wall_points, segmentation.spacing)
         return {"ari": ari, "assigned": assigned, "wall_f1": walls}
 
