@@ -206,32 +206,6 @@ def primitive_cell_area(xy: np.ndarray) -> float:
     return float(np.median(cross[np.arange(len(xy)), non_parallel]))
 
 
-def _quadrant(vectors: np.ndarray, orientation_deg: float, shift_deg: float) -> np.ndarray:
-    """Index 0..3 of the 90-degree sector each vector falls into, counted from the lattice axis."""
-    angle = np.degrees(np.arctan2(vectors[..., 1], vectors[..., 0])) - orientation_deg + shift_deg
-    return (np.floor((angle % 360.0) / 90.0)).astype(int)
-
-
-def _neighbours_one_per_quadrant(points, reference_xy, reference_index, a, orientation, expected, shift, skip_self=False):
-    """For each point, its 4 nearest references if they sit one per sector at ``expected`` x a.
-
-    Returns (M, 4) indices into ``reference_index`` ordered by sector, or -1 for the whole row
-    when the neighbourhood is incomplete or distorted beyond :data:`CELL_TOLERANCE`.
-    """
-    first = 1 if skip_self else 0
-    distance, nearest = cKDTree(reference_xy).query(points, k=4 + first)
-    distance, nearest = distance[:, first:], nearest[:, first:]
-    vectors = reference_xy[nearest] - points[:, None, :]
-    sector = _quadrant(vectors, orientation, shift)
-    ok_distance = (np.abs(distance / (expected * a) - 1) <= CELL_TOLERANCE).all(axis=1)
-    ok_sectors = (np.sort(sector, axis=1) == np.arange(4)).all(axis=1)
-    ordered = np.full((len(points), 4), -1)
-    good = ok_distance & ok_sectors
-    rows = np.flatnonzero(good)
-    ordered[rows[:, None], sector[good]] = reference_index[nearest[good]]
-    return ordered
-
-
 def find_cages(b_xy, a_xy, orientation, a_index) -> np.ndarray:
     """Each B site's nearest A shell, checked to be a real, centrosymmetric cage.
 
@@ -277,15 +251,22 @@ def _cell_from_cage(corners: np.ndarray, a: float, orientation: float) -> np.nda
 
 
 def _cell_from_a_neighbours(a_xy: np.ndarray, a: float, orientation: float) -> np.ndarray:
-    """Local cell of each A site from its four A neighbours along +a1, +a2, -a1, -a2."""
-    neighbours = _neighbours_one_per_quadrant(
-        a_xy, a_xy, np.arange(len(a_xy)), a, orientation, 1.0, 45.0, skip_self=True
-    )
-    ok = (neighbours >= 0).all(axis=1)
+    """Local cell of each A site from its four nearest A sites along +a1, +a2, -a1, -a2.
+
+    A site whose four neighbours are not one per 90-degree sector around the lattice axes, or
+    not within :data:`CELL_TOLERANCE` of ``a``, has no cell (NaN).
+    """
+    distance, nearest = cKDTree(a_xy).query(a_xy, k=5)
+    distance, nearest = distance[:, 1:], nearest[:, 1:]  # the first is the site itself
+    vectors = a_xy[nearest] - a_xy[:, None, :]
+    sector = (_angle_from(vectors, orientation - 45.0) // 90).astype(int)
+    ok = (np.abs(distance / a - 1) <= CELL_TOLERANCE).all(axis=1)
+    ok &= (np.sort(sector, axis=1) == np.arange(4)).all(axis=1)
     result = np.full((len(a_xy), 4), np.nan)
-    vectors = a_xy[neighbours[ok]] - a_xy[ok, None, :]
-    a1 = 0.5 * (vectors[:, 0] - vectors[:, 2])
-    a2 = 0.5 * (vectors[:, 1] - vectors[:, 3])
+    ordered = np.empty((ok.sum(), 4, 2))
+    ordered[np.arange(ok.sum())[:, None], sector[ok]] = vectors[ok]
+    a1 = 0.5 * (ordered[:, 0] - ordered[:, 2])
+    a2 = 0.5 * (ordered[:, 1] - ordered[:, 3])
     result[ok] = _cell_parameters(a1, a2, a, orientation)
     return result
 

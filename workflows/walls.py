@@ -130,10 +130,15 @@ class Segmentation:
         same_sides = (sides[links[:, 0]] == sides[links[:, 1]]).all(axis=1)
         return self._group_walls(_components(links[same_sides], len(self.wall_points)))
 
+    @cached_property
+    def wall_on_border(self) -> np.ndarray:
+        """Whether each wall point's bond touches the edge of the analysed region."""
+        return (self.degree[self.wall_bonds] < 4).any(axis=1)
+
     def _group_walls(self, member: np.ndarray) -> list[WallSegment]:
         if len(self.wall_points) == 0:
             return []
-        on_border = (self.degree[self.wall_bonds] < 4).any(axis=1)
+        on_border = self.wall_on_border
         return [
             _describe_segment(self.wall_points[member == k], on_border[member == k].any(), self.spacing)
             for k in range(member.max() + 1)

@@ -225,17 +225,28 @@ class Workflow:
             has_cage = (cage >= 0).all(axis=1)
             labels = np.full(len(cells), -1)
             labels[has_cage] = _cage_majority(atom_labels[cage[has_cage]])
+        return self._on_cells(labels)
+
+    def _on_cells(self, labels: np.ndarray) -> Segmentation:
+        """A segmentation of the cell sites with these labels, bonded along both cell sides."""
+        lattice = self.lattice
         a = lattice.lattice_constant_px
-        return Segmentation(lattice.xy[cells], labels, a, long_spacing=lattice.cell_area_px / a)
+        return Segmentation(lattice.xy[lattice.cell_sites], labels, a, long_spacing=lattice.cell_area_px / a)
+
+    @cached_property
+    def truth_segmentation(self) -> Segmentation | None:
+        """The true variants on the cell sites (-1 where unmatched), built once; None without truth."""
+        if self.truth_variant is None:
+            return None
+        return self._on_cells(self.truth_variant[self.lattice.cell_sites])
 
     def truth_metrics(self, segmentation: Segmentation) -> dict[str, float]:
         """B-site ARI, the assigned share and wall F1 within one cell; {} without truth."""
-        if self.truth_variant is None:
+        truth = self.truth_segmentation
+        if truth is None:
             return {}
-        true_labels = self.truth_variant[self.lattice.cell_sites]
-        ari, assigned = variant_ari(segmentation.labels, true_labels)
-        truth_segmentation = Segmentation(segmentation.xy, true_labels, segmentation.spacing, segmentation.long_spacing)
-        walls = wall_f1(segmentation.wall_points, truth_segmentation.wall_points, segmentation.spacing)
+        ari, assigned = variant_ari(segmentation.labels, truth.labels)
+        walls = wall_f1(segmentation.wall_points, truth.wall_points, segmentation.spacing)
         return {"ari": ari, "assigned": assigned, "wall_f1": walls}
 
     def config_in_pixels(self, config: Mapping[str, Any]) -> dict[str, Any]:
