@@ -15,6 +15,8 @@ import pytest
 from ferrogym.workflows.synthetic import SyntheticParams, SyntheticSample, generate
 from ferrogym.workflows.workflow import Workflow
 
+#: The repository root (tests are in <repo>/tests).
+REPOSITORY = Path(__file__).resolve().parents[1]
 #: ../shared/data next to the repository (tests are in <repo>/tests).
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

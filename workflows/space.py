@@ -121,14 +121,27 @@ class SearchSpace:
 
     def grid(self) -> list[dict[str, Any]]:
         """Every distinct canonical configuration of the grid, in a fixed order."""
-        seen, result = set(), []
-        for values in product(*(p.grid for p in self.params)):
-            config = self.canonical(dict(zip(self.names, values)))
-            key = tuple(config.values())
-            if key not in seen:
-                seen.add(key)
-                result.append(config)
-        return result
+        return [
+            {p.name: p.grid[i] for p, i in zip(self.params, row)} for row in self.grid_indices().tolist()
+        ]
+
+    def grid_indices(self) -> np.ndarray:
+        """(M, P) grid indices of every distinct canonical configuration, in a fixed order.
+
+        Built in index space: indices of inactive parameters are set to their default's, then
+        duplicates are dropped, keeping first occurrences in row-major order.
+        """
+        rows = np.indices(self.grid_sizes).reshape(len(self.params), -1).T
+        canonical = rows.copy()
+        for column, p in enumerate(self.params):
+            active = np.ones(len(rows), dtype=bool)
+            for other, allowed in p.active_when.items():
+                other_column = self.names.index(other)
+                allowed_indices = [i for i, v in enumerate(self[other].grid) if v in allowed]
+                active &= np.isin(rows[:, other_column], allowed_indices)
+            canonical[~active, column] = p.grid.index(p.default)
+        _, first = np.unique(canonical, axis=0, return_index=True)
+        return canonical[np.sort(first)]
 
     @property
     def grid_sizes(self) -> tuple[int, ...]:

@@ -1,0 +1,128 @@
+"""What both domain-wall envs share: the image source, the action decoding, one evaluation with
+its ``info``, and rendering. The envs themselves (``search.py``, ``bandit.py``) only say what an
+episode is."""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from ferrogym.workflows.errors import InputError
+from ferrogym.workflows.figure import render_segmentation
+from ferrogym.workflows.images import ImageSet, as_image_set
+from ferrogym.workflows.rewards import get_reward
+from ferrogym.workflows.space import SEARCH_SPACE
+from ferrogym.workflows.workflow import Evaluation, Workflow
+
+from . import observation
+
+#: Synthetic training images used when no ``images`` are given (test on seeds above 999).
+DEFAULT_IMAGES = "synthetic:0-999"
+
+
+class DomainWallsBase(gym.Env):
+    """Image choice, evaluation and rendering shared by the domain-wall envs (not registered)."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 2}
+
+    def __init__(
+        self,
+        images: Any = None,
+        *,
+        positions: Any = None,
+        sublattice: Any = None,
+        reward: Any = "combined",
+        cache_images: int = 8,
+        render_mode: str | None = None,
+    ):
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise InputError(f"render_mode={render_mode!r}; use None or one of {self.metadata['render_modes']}")
+        if cache_images < 1:
+            raise InputError(f"cache_images={cache_images}; keep at least 1 image's analysis")
+        if images is None and positions is None:
+            images = DEFAULT_IMAGES
+        self.images: ImageSet = as_image_set(images, positions=positions, sublattice=sublattice)
+        self.reward_fn = get_reward(reward)
+        self.space = SEARCH_SPACE
+        self.render_mode = render_mode
+        self.cache_images = cache_images
+        self.action_space = gym.spaces.MultiDiscrete(self.space.grid_sizes, dtype=np.int64)
+        self._workflows: OrderedDict[int, Workflow] = OrderedDict()
+        self.image_index: int | None = None
+        self.workflow: Workflow | None = None
+        self.evaluation: Evaluation | None = None
+
+    def _choose_image(self, options: dict | None) -> None:
+        """Pick this episode's image: ``options["image"]`` (an index) or a draw from np_random."""
+        options = options or {}
+        unknown = set(options) - {"image"}
+        if unknown:
+            raise InputError(f"unknown reset option(s) {sorted(unknown)}; the only option is 'image' (an index)")
+        if "image" in options:
+            index = int(options["image"])
+            if not 0 <= index < len(self.images):
+                raise InputError(f"reset option image={index} is outside 0..{len(self.images) - 1}")
+        else:
+            index = int(self.np_random.integers(len(self.images)))
+        self.image_index = index
+        self.workflow = self._workflow(index)
+        self.evaluation = None
+
+    def _workflow(self, index: int) -> Workflow:
+        """The cached workflow of image ``index`` (least recently used ones are dropped)."""
+        if index in self._workflows:
+            self._workflows.move_to_end(index)
+        else:
+            workflow = self.images.workflow(index, reward=self.reward_fn, space=self.space)
+            _ = workflow.lattice  # atoms are found here, once per image, not inside a step
+            self._workflows[index] = workflow
+            while len(self._workflows) > self.cache_images:
+                self._workflows.popitem(last=False)
+        return self._workflows[index]
+
+    def _evaluate(self, action) -> Evaluation:
+        """Decode the action and evaluate it on the episode's image."""
+        if self.workflow is None:
+            raise gym.error.ResetNeeded("call reset() before step()")
+        if not self.action_space.contains(np.asarray(action, dtype=np.int64)):
+            raise InputError(f"action {action!r} is not in {self.action_space}")
+        evaluation = self.workflow.evaluate(self.space.from_indices(action))
+        if not math.isfinite(evaluation.reward):
+            raise ValueError(
+                f"the reward returned {evaluation.reward} for {evaluation.config}; rewards must be finite"
+            )
+        self.evaluation = evaluation
+        return evaluation
+
+    def _info(self, evaluation: Evaluation | None = None) -> dict[str, Any]:
+        """Everything about the step a person or a callback needs; no timings (deterministic)."""
+        info: dict[str, Any] = {"image": self.images.name(self.image_index)}
+        if evaluation is not None:
+            info.update(
+                config=dict(evaluation.config),
+                config_px=dict(evaluation.config_px),
+                reward=evaluation.reward,
+                components=dict(evaluation.components),
+                metrics=dict(evaluation.metrics),
+                reason=evaluation.reason or "",
+            )
+        return info
+
+    def _image_observation(self) -> np.ndarray:
+        return observation.image_features(self.workflow)
+
+    def render(self) -> np.ndarray | None:
+        """The last segmentation over the image (only ``render_mode="rgb_array"``)."""
+        if self.render_mode != "rgb_array" or self.workflow is None:
+            return None
+        if self.evaluation is None:
+            segmentation = self.workflow.cell_segmentation(np.full(len(self.workflow.lattice.xy), -1))
+            title = f"{self.images.name(self.image_index)}: not yet segmented"
+        else:
+            segmentation = self.evaluation.segmentation
+            title = f"{self.images.name(self.image_index)}: reward {self.evaluation.reward:.3f}"
+        return render_segmentation(self.workflow.image, segmentation, title)
