@@ -1,1 +1,7 @@
-"""agents"""
+"""Searchers, agent training, benchmarks and the ``ferrogym`` command line.
+
+- :mod:`.searchers`: random, grid and Bayesian (Optuna GP, TPE) search behind ask/tell;
+- :mod:`.policy`: a trained SB3 policy as a searcher; :mod:`.training`: SB3 training runs;
+- :mod:`.search`: the one search loop; :mod:`.benchmark` and :mod:`.report`: benchmarks;
+- :mod:`.audit`: reward against truth; :mod:`.analyze`: one's own data; :mod:`.cli`.
+"""

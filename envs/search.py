@@ -69,7 +69,8 @@ class DomainWallsEnv(DomainWallsBase):
     ``config_px`` (windows in pixels), ``reward`` (this step's reward value, whatever the
     mode), ``components``, ``metrics`` (``ari``, ``assigned``, ``wall_f1`` on images with
     truth, else empty), ``reason`` ("" or why nothing was segmented), ``best_reward``,
-    ``best_config`` and ``evaluations``. No timings, so same seed and actions give the same
+    ``best_config``, ``best_metrics`` (the truth metrics of the best configuration) and
+    ``evaluations``. No timings, so same seed and actions give the same
     info.
 
     ## Arguments
@@ -102,12 +103,13 @@ class DomainWallsEnv(DomainWallsBase):
         self.steps = 0
         self.best_reward: float | None = None
         self.best_config: dict | None = None
+        self.best_metrics: dict | None = None
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         self._choose_image(options)
         self.steps = 0
-        self.best_reward = self.best_config = None
+        self.best_reward = self.best_config = self.best_metrics = None
         self._image_part = self._image_observation()
         return self._observe(improved=False), self._info()
 
@@ -120,12 +122,14 @@ class DomainWallsEnv(DomainWallsBase):
         improved = previous is None or evaluation.reward > previous
         if improved:
             self.best_reward, self.best_config = evaluation.reward, dict(evaluation.config)
+            self.best_metrics = dict(evaluation.metrics)
         if self.reward_mode == "raw":
             reward = evaluation.reward
         else:
             reward = self.best_reward - (previous if previous is not None else 0.0)
         info = self._info(evaluation)
-        info.update(best_reward=self.best_reward, best_config=dict(self.best_config), evaluations=self.steps)
+        info.update(best_reward=self.best_reward, best_config=dict(self.best_config),
+                    best_metrics=dict(self.best_metrics), evaluations=self.steps)
         return self._observe(improved), float(reward), self.steps >= self.budget, False, info
 
     def _observe(self, improved: bool) -> np.ndarray:

@@ -1,0 +1,278 @@
+"""Benchmark search strategies on equal terms: same images, same space, same budget.
+
+Two protocols, reported separately:
+
+- ``per-image``: each strategy (random, grid, bayes-gp, bayes-tpe) searches each image from
+  scratch, once per seed;
+- ``amortised``: a policy trained on other images (``policy:DIR``) searches each image; its
+  training cost (timesteps, seconds) is reported beside it. Its training images must not
+  overlap the benchmark's.
+
+Every evaluation is appended to ``DIR/evaluations.jsonl`` as it happens (one ``write`` per line,
+in append mode), so a killed run loses at most the line being written. Rerunning the same
+command resumes: finished searches are skipped, an interrupted one is replayed from its records
+(its searcher must ask the recorded configurations again) and continued. The oracle of an image
+is the best reward of the exhaustive coarse grid (:func:`~ferrogym.agents.searchers.coarse_grid`,
+in ``DIR/oracle.jsonl``) or of any evaluation of any strategy, whichever is higher.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ferrogym.workflows.errors import InputError
+from ferrogym.workflows.figure import save_segmentation_figure
+from ferrogym.workflows.images import FileImages, ImageSet, SyntheticImages, as_image_set
+
+from . import report
+from .policy import load_run
+from .search import POLICY_PREFIX, check_strategy, make_strategy, run_search
+from .searchers import coarse_grid
+
+PER_IMAGE, AMORTISED = "per-image", "amortised"
+BUDGETS = (10, 25, 50, 100)
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """What to run: strategies, images, budget and seeds, written under ``out``."""
+
+    strategies: tuple[str, ...]
+    images: ImageSet
+    budget: int
+    seeds: int
+    out: Path
+    oracle: bool = True
+
+    @property
+    def records_path(self) -> Path:
+        return self.out / "evaluations.jsonl"
+
+    @property
+    def oracle_path(self) -> Path:
+        return self.out / "oracle.jsonl"
+
+
+def protocol_of(strategy: str) -> str:
+    return AMORTISED if strategy.startswith(POLICY_PREFIX) else PER_IMAGE
+
+
+def run_benchmark(
+    strategies: Sequence[str],
+    images,
+    budget: int,
+    seeds: int,
+    out: str | Path,
+    *,
+    oracle: bool = True,
+    workers: int = 1,
+    progress: bool = True,
+) -> list[dict]:
+    """Run (or resume) the benchmark, write the report, and return the summary rows."""
+    benchmark = Benchmark(tuple(check_strategy(s) for s in strategies), as_image_set(images), int(budget),
+                          int(seeds), Path(out), oracle)
+    _validate(benchmark)
+    benchmark.out.mkdir(parents=True, exist_ok=True)
+    _write_settings(benchmark)
+    done = _recorded_configs(benchmark.records_path)
+    oracle_done = {r["image"] for r in _read_jsonl(benchmark.oracle_path)}
+    jobs = [(benchmark, index, done, oracle_done) for index in range(len(benchmark.images))]
+    bar = tqdm(total=len(jobs), desc="images", unit="image", disable=not progress)
+    if workers > 1:
+        with multiprocessing.get_context("forkserver").Pool(workers) as pool:
+            for _ in pool.imap_unordered(_run_image, jobs):
+                bar.update()
+    else:
+        for job in jobs:
+            _run_image(job)
+            bar.update()
+    bar.close()
+    return write_report(benchmark)
+
+
+def _validate(benchmark: Benchmark) -> None:
+    if benchmark.budget < 1 or benchmark.seeds < 1:
+        raise InputError(f"budget={benchmark.budget}, seeds={benchmark.seeds}: both must be at least 1")
+    for strategy in benchmark.strategies:
+        if strategy.startswith(POLICY_PREFIX):
+            _check_unseen(strategy, load_run(strategy[len(POLICY_PREFIX):]), benchmark.images)
+    settings = benchmark.out / "settings.json"
+    if settings.exists():
+        previous = json.loads(settings.read_text())
+        now = _settings(benchmark)
+        changed = {k: (previous.get(k), v) for k, v in now.items() if k != "strategies" and previous.get(k) != v}
+        if changed:
+            raise InputError(
+                f"{benchmark.out} holds a benchmark with other settings {changed} (before, now); "
+                "resume with the same images, budget and seeds, or choose another --out"
+            )
+
+
+def _check_unseen(strategy: str, run: dict, images: ImageSet) -> None:
+    """An amortised policy must be tested on images it was not trained on."""
+    trained = run["env_kwargs"].get("images")
+    if not isinstance(trained, str):
+        return
+    trained = as_image_set(trained)
+    overlap = False
+    if isinstance(trained, SyntheticImages) and isinstance(images, SyntheticImages):
+        overlap = trained.first <= images.last and images.first <= trained.last
+    elif isinstance(trained, FileImages) and isinstance(images, FileImages):
+        overlap = bool({p.resolve() for p in trained.paths} & {p.resolve() for p in images.paths})
+    if overlap:
+        raise InputError(f"{strategy} was trained on {run['env_kwargs']['images']}, which overlaps the benchmark "
+                         "images; test a policy on unseen images (other seeds or files)")
+
+
+def _settings(benchmark: Benchmark) -> dict[str, Any]:
+    names = [benchmark.images.name(i) for i in range(len(benchmark.images))]
+    return {"strategies": list(benchmark.strategies), "images": names, "budget": benchmark.budget,
+            "seeds": benchmark.seeds}
+
+
+def _write_settings(benchmark: Benchmark) -> None:
+    path = benchmark.out / "settings.json"
+    settings = _settings(benchmark)
+    if path.exists():
+        previous = json.loads(path.read_text())
+        settings["strategies"] = list(dict.fromkeys(previous["strategies"] + settings["strategies"]))
+    path.write_text(json.dumps(settings, indent=2))
+
+
+def _run_image(job) -> None:
+    """Oracle and every search of one image (one worker's unit of work)."""
+    benchmark, index, done, oracle_done = job
+    name = benchmark.images.name(index)
+    workflow = benchmark.images.workflow(index)
+    if benchmark.oracle and name not in oracle_done:
+        _append(benchmark.oracle_path, _oracle_record(workflow, name))
+    for strategy in benchmark.strategies:
+        protocol = protocol_of(strategy)
+        for seed in range(benchmark.seeds):
+            replay = done.get((protocol, strategy, name, seed), [])
+            if len(replay) >= benchmark.budget:
+                continue
+            searcher = make_strategy(strategy, workflow, benchmark.budget, seed, name)
+
+            def record(step, protocol=protocol, strategy=strategy, seed=seed):
+                _append(benchmark.records_path, _record(protocol, strategy, name, seed, step))
+
+            run_search(searcher, workflow, benchmark.budget, replay=replay, on_step=record)
+
+
+def _oracle_record(workflow, name: str) -> dict[str, Any]:
+    best = None
+    grid = coarse_grid(workflow.space)
+    for config in grid:
+        evaluation = workflow.evaluate(config)
+        if best is None or evaluation.reward > best.reward:
+            best = evaluation
+    return {"image": name, "reward": best.reward, "config": best.config, "metrics": best.metrics,
+            "evaluations": len(grid)}
+
+
+def _record(protocol: str, strategy: str, image: str, seed: int, step) -> dict[str, Any]:
+    evaluation = step.evaluation
+    return {
+        "protocol": protocol, "strategy": strategy, "image": image, "seed": seed, "step": step.step,
+        "config": evaluation.config, "config_px": evaluation.config_px, "reward": evaluation.reward,
+        "components": evaluation.components, "metrics": evaluation.metrics, "seconds": round(step.seconds, 5),
+        "reason": evaluation.reason,
+    }
+
+
+def _append(path: Path, record: dict) -> None:
+    """Append one JSON line with a single write, so concurrent workers never interleave lines."""
+    line = (json.dumps(record, default=_plain) + "\n").encode()
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(descriptor, line)
+    finally:
+        os.close(descriptor)
+
+
+def _plain(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} to a record")
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    """Records of a JSON-lines file; a truncated last line (a killed run) is cut off the file."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    complete = data[: data.rfind(b"\n") + 1]
+    if len(complete) != len(data):
+        with open(path, "r+b") as handle:
+            handle.truncate(len(complete))
+    return [json.loads(line) for line in complete.decode().splitlines() if line.strip()]
+
+
+def _recorded_configs(path: Path) -> dict[tuple, list[dict]]:
+    """Configurations already recorded per search, in step order."""
+    by_search = defaultdict(list)
+    for record in _read_jsonl(path):
+        by_search[report.search_key(record)].append(record)
+    return {key: [r["config"] for r in sorted(records, key=lambda r: r["step"])] for key, records in by_search.items()}
+
+
+def write_report(benchmark: Benchmark) -> list[dict]:
+    """summary.md / .csv, curves against evaluations and seconds, incumbent ARI, best segmentations."""
+    records = [r for r in report.load_records(benchmark.records_path) if r["strategy"] in benchmark.strategies]
+    if not records:
+        raise InputError(f"no evaluations recorded in {benchmark.records_path}")
+    oracle = _oracle(benchmark, records)
+    training = {s: _training_cost(s) for s in benchmark.strategies if s.startswith(POLICY_PREFIX)}
+    budgets = tuple(b for b in BUDGETS if b <= benchmark.budget) or (benchmark.budget,)
+    rows = report.summarise(records, oracle, budgets, training)
+    report.write_summary(rows, benchmark.out)
+    curves = report.search_curves(records)
+    report.plot_best_so_far(curves, benchmark.out / "best_so_far.png")
+    report.plot_best_so_far(curves, benchmark.out / "best_so_far_seconds.png", x="seconds")
+    report.plot_incumbent_ari(curves, benchmark.out / "incumbent_ari.png")
+    _best_segmentations(benchmark, records)
+    return rows
+
+
+def _oracle(benchmark: Benchmark, records: list[dict]) -> dict[str, float]:
+    best = defaultdict(lambda: -np.inf)
+    for record in [*_read_jsonl(benchmark.oracle_path), *records]:
+        best[record["image"]] = max(best[record["image"]], record["reward"])
+    return dict(best)
+
+
+def _training_cost(strategy: str) -> dict[str, float]:
+    run = load_run(strategy[len(POLICY_PREFIX):])
+    return {"timesteps": run.get("timesteps"), "seconds": run.get("train_seconds")}
+
+
+def _best_segmentations(benchmark: Benchmark, records: list[dict]) -> None:
+    """For the first image: the best configuration each strategy found (over seeds), drawn."""
+    image = benchmark.images.name(0)
+    workflow = benchmark.images.workflow(0)
+    for strategy in benchmark.strategies:
+        mine = [r for r in records if r["strategy"] == strategy and r["image"] == image]
+        if not mine:
+            continue
+        best = max(mine, key=lambda r: r["reward"])
+        evaluation = workflow.evaluate(best["config"])
+        ari = evaluation.metrics.get("ari")
+        title = f"{strategy} on {image}: reward {evaluation.reward:.3f}" + (f", ARI {ari:.2f}" if ari is not None else "")
+        save_segmentation_figure(benchmark.out / f"best_{_file_name(strategy)}.png", workflow.image,
+                                 evaluation.segmentation, title)
+
+
+def _file_name(strategy: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", strategy).strip("_")

@@ -1,0 +1,181 @@
+"""The ``ferrogym`` command line: demo, train, benchmark, reward-audit, analyze.
+
+Run ``ferrogym COMMAND --help`` for each command's options. Bad input ends with a one-line
+message saying what is wrong and what to do (exit status 2), not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+from ferrogym.workflows.errors import InputError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.run(args)
+    except InputError as error:
+        parser.exit(2, f"ferrogym {args.command}: error: {error}\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ferrogym", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    _demo_parser(commands)
+    _train_parser(commands)
+    _benchmark_parser(commands)
+    _audit_parser(commands)
+    _analyze_parser(commands)
+    return parser
+
+
+def _demo_parser(commands) -> None:
+    p = commands.add_parser("demo", help="random, Bayesian and policy search on synthetic images, with a report")
+    p.add_argument("--out", type=Path, default=Path("results/demo"), help="folder for the report and figures")
+    p.add_argument("--budget", type=int, default=20, help="evaluations per search")
+    p.add_argument("--seeds", type=int, default=3, help="searches per strategy and image")
+    p.add_argument("--images", default=None, help="image SPEC (default: two unseen synthetic images)")
+    p.add_argument("--policy", default=None, help="training run of the policy (default: the shipped one)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(run=_run_demo)
+
+
+def _train_parser(commands) -> None:
+    p = commands.add_parser("train", help="train a Stable-Baselines3 agent on a ferrogym env")
+    p.add_argument("--algo", required=True, choices=["ppo", "a2c", "dqn"])
+    p.add_argument("--env", default="ferrogym/DomainWalls-v0", help="env id (also custom ids)")
+    p.add_argument("--timesteps", type=int, required=True, help="total environment steps")
+    p.add_argument("--n-envs", type=int, default=None, help="parallel envs (default: from the hyperparameters)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True, help="run folder (model, checkpoints, logs, run.json)")
+    p.add_argument("--hyperparams", type=Path, default=None, help="Zoo-style YAML (default: the shipped one)")
+    p.add_argument("--images", default="synthetic:0-999", help="training image SPEC")
+    p.add_argument("--eval-images", default="synthetic:1000-1007", help="held-out image SPEC ('' for none)")
+    p.add_argument("--eval-freq", type=int, default=2000, help="steps between evaluations on held-out images")
+    p.add_argument("--eval-episodes", type=int, default=8)
+    p.add_argument("--checkpoint-freq", type=int, default=2000, help="steps between checkpoints")
+    p.add_argument("--env-kwarg", action="append", default=[], metavar="KEY=VALUE",
+                   help="further env keyword argument, e.g. budget=50 (repeatable)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(run=_run_train)
+
+
+def _benchmark_parser(commands) -> None:
+    p = commands.add_parser("benchmark", help="compare search strategies on the same images and budget")
+    p.add_argument("--strategies", default="random,grid,bayes-gp,bayes-tpe",
+                   help="comma-separated: random, grid, bayes-gp, bayes-tpe, policy:DIR")
+    p.add_argument("--images", required=True, help="synthetic:A-B[,field=value...] or files / globs")
+    p.add_argument("--budget", type=int, default=50)
+    p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--workers", type=int, default=1, help="processes, one image each")
+    p.add_argument("--no-oracle", action="store_true", help="skip the exhaustive coarse grid per image")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(run=_run_benchmark)
+
+
+def _audit_parser(commands) -> None:
+    p = commands.add_parser("reward-audit", help="how well each reward agrees with the truth (Spearman vs ARI)")
+    p.add_argument("--images", required=True, help="synthetic image SPEC (the audit needs truth)")
+    p.add_argument("--configs", type=int, default=100, help="random configurations per image")
+    p.add_argument("--rewards", default=None, help="comma-separated names or module:function (default: all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("results/reward-audit"))
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(run=_run_audit)
+
+
+def _analyze_parser(commands) -> None:
+    p = commands.add_parser("analyze", help="search the best segmentation of your image or positions")
+    p.add_argument("image", nargs="?", type=Path, help="image file (optional with positions)")
+    p.add_argument("--positions", type=Path, help="x,y[,sublattice] file of mixed or single-sublattice columns")
+    p.add_argument("--a-sites", type=Path, help="x,y file of A-site columns (with --b-sites)")
+    p.add_argument("--b-sites", type=Path, help="x,y file of B-site columns (with --a-sites)")
+    p.add_argument("--search", default="bayes-gp", help="random, grid, bayes-gp, bayes-tpe or policy:DIR")
+    p.add_argument("--budget", type=int, default=50)
+    p.add_argument("--reward", default="combined", help="reward name or module:function")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("results/analysis"))
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(run=_run_analyze)
+
+
+def _run_demo(args) -> None:
+    from .demo import demo
+
+    demo(args.out, budget=args.budget, seeds=args.seeds, images=args.images, policy=args.policy,
+         progress=not args.no_progress)
+
+
+def _run_train(args) -> None:
+    from .training import train
+
+    env_kwargs = {"images": args.images, **_key_values(args.env_kwarg)}
+    out = train(args.algo, args.env, args.timesteps, args.out, n_envs=args.n_envs, seed=args.seed,
+                env_kwargs=env_kwargs, eval_images=args.eval_images or None, eval_episodes=args.eval_episodes,
+                eval_freq=args.eval_freq, checkpoint_freq=args.checkpoint_freq, hyperparams=args.hyperparams,
+                resume=args.resume, progress_bar=not args.no_progress)
+    print(f"trained {args.algo} on {args.env}: {out / 'model.zip'} (settings in {out / 'run.json'})")
+
+
+def _run_benchmark(args) -> None:
+    from .benchmark import run_benchmark
+
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    run_benchmark(strategies, args.images, args.budget, args.seeds, args.out, oracle=not args.no_oracle,
+                  workers=args.workers, progress=not args.no_progress)
+    print((args.out / "summary.md").read_text())
+    print(f"records: {args.out / 'evaluations.jsonl'}; figures and summary.csv in {args.out}")
+
+
+def _run_audit(args) -> None:
+    from .audit import audit, summarise_audit, write_audit
+
+    rewards = None
+    if args.rewards:
+        rewards = {name.strip(): name.strip() for name in args.rewards.split(",") if name.strip()}
+    rows = audit(args.images, args.configs, rewards, seed=args.seed, progress=None if args.no_progress else _ticker())
+    paths = write_audit(rows, summarise_audit(rows), args.out)
+    print(paths[1].read_text() if len(paths) > 1 else "")
+    print("written: " + ", ".join(str(p) for p in paths))
+
+
+def _run_analyze(args) -> None:
+    from .analyze import analyze, workflow_for
+
+    workflow = workflow_for(args.image, args.positions, args.a_sites, args.b_sites, reward=args.reward)
+    name = str(args.image or args.positions or args.a_sites)
+    best = analyze(workflow, args.search, args.budget, args.out, seed=args.seed, name=name,
+                   progress=not args.no_progress)
+    print(f"best reward {best.reward:.3f} with {best.config_px}")
+    print(f"written: {args.out / 'segmentation.csv'}, {args.out / 'summary.json'}, {args.out / 'segmentation.png'}")
+
+
+def _key_values(pairs: list[str]) -> dict:
+    """KEY=VALUE strings as a dict, values read as YAML scalars (50 -> int, raw -> str)."""
+    result = {}
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not equals or not key:
+            raise InputError(f"--env-kwarg {pair!r} is not KEY=VALUE")
+        result[key] = yaml.safe_load(value)
+    return result
+
+
+def _ticker():
+    from tqdm.auto import tqdm
+
+    bar = tqdm(desc="images audited", unit="image")
+    return bar.update
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""A trained SB3 policy used as a searcher: it proposes configurations from env observations.
+
+The policy was trained on some images (see its run directory's ``run.json``); here it searches
+a new image through the same env class, seeing after each evaluation what that configuration
+gave, exactly as in training. It samples its actions (the policy is stochastic, and a search
+gains from variety), seeded, and re-draws an action it has already tried, so that the budget
+is not spent on repeats.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from ferrogym.envs import DiscreteActions, DomainWallsEnv
+from ferrogym.workflows.errors import InputError
+from ferrogym.workflows.images import ImageSet
+from ferrogym.workflows.workflow import Workflow
+
+from .searchers import Searcher
+from .training import ALGORITHMS, registry_id
+
+#: Draws per ask before a repeated configuration is accepted.
+REDRAWS = 20
+
+
+class OneWorkflow(ImageSet):
+    """An image set of one already built workflow, so the env reuses its caches."""
+
+    def __init__(self, workflow: Workflow, name: str):
+        self._workflow, self._name = workflow, name
+
+    def __len__(self) -> int:
+        return 1
+
+    def name(self, index: int) -> str:
+        self._check(index)
+        return self._name
+
+    def workflow(self, index: int, **workflow_kwargs) -> Workflow:
+        self._check(index)
+        return self._workflow
+
+
+def load_run(run_dir: str | Path) -> dict[str, Any]:
+    """The ``run.json`` of a training run, with a clear error when it is not one."""
+    path = Path(run_dir) / "run.json"
+    if not path.is_file() or not (Path(run_dir) / "model.zip").is_file():
+        raise InputError(f"{run_dir} is not a finished training run (needs run.json and model.zip); "
+                         "train one with `ferrogym train --out DIR`")
+    return json.loads(path.read_text())
+
+
+class PolicySearcher(Searcher):
+    """Searches one image with a trained policy (``policy:DIR`` in benchmarks and analyses)."""
+
+    def __init__(self, run_dir: str | Path, workflow: Workflow, budget: int, seed: int = 0,
+                 image_name: str = "image"):
+        super().__init__(workflow.space, seed)
+        self.run = load_run(run_dir)
+        self.name = f"policy:{run_dir}"
+        self.model = ALGORITHMS[self.run["algo"]].load(Path(run_dir) / "model.zip", device="cpu")
+        env_class = gym.spec(registry_id(self.run["env_id"])).entry_point
+        kwargs = {"budget": budget} if env_class.endswith("DomainWallsEnv") else {}
+        env = gym.make(registry_id(self.run["env_id"]), images=OneWorkflow(workflow, image_name), **kwargs,
+                       disable_env_checker=True)
+        self.env = DiscreteActions(env) if self.run["discrete"] else env
+        self.is_search = isinstance(env.unwrapped, DomainWallsEnv)
+        self._obs, _ = self.env.reset(seed=seed)
+        self._generator = torch.Generator().manual_seed(seed)
+        self._tried: set[tuple] = set()
+        self._tried_actions: set[int] = set()
+        self._action = None
+
+    def _propose(self) -> dict[str, Any]:
+        if self.run["algo"] == "dqn":
+            action = self._best_untried_action()
+            config = self._config(action)
+        else:
+            for _ in range(REDRAWS):
+                action = self._sample_action()
+                config = self._config(action)
+                if tuple(config.values()) not in self._tried:
+                    break
+        self._action = action
+        return config
+
+    def _observe(self, config: dict[str, Any], reward: float | None, evaluation) -> None:
+        self._tried.add(tuple(config.values()))
+        self._tried_actions.add(int(self._action) if np.ndim(self._action) == 0 else -1)
+        if self.is_search:
+            self._obs, *_ = self.env.step(self._action)  # evaluated from the workflow's caches
+
+    def _best_untried_action(self) -> int:
+        """A Q-learner's search: the highest-valued action not yet tried."""
+        obs, _ = self.model.policy.obs_to_tensor(self._obs)
+        with torch.no_grad():
+            values = self.model.policy.q_net(obs)[0].numpy().copy()
+        values[list(self._tried_actions - {-1})] = -np.inf
+        return int(np.argmax(values))
+
+    def _sample_action(self):
+        """One action drawn from the policy's distribution with this searcher's generator."""
+        policy = self.model.policy
+        obs, _ = policy.obs_to_tensor(self._obs)
+        with torch.no_grad():
+            distribution = policy.get_distribution(obs).distribution
+        parts = distribution if isinstance(distribution, list) else [distribution]
+        draws = [torch.multinomial(d.probs[0], 1, generator=self._generator).item() for d in parts]
+        return np.asarray(draws, dtype=np.int64) if len(draws) > 1 else draws[0]
+
+    def _config(self, action) -> dict[str, Any]:
+        if self.run["discrete"]:
+            action = self.env.indices[int(action)]
+        return self.space.from_indices(action)
