@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 .PHONY: demo test benchmarks clean
 
 demo: $(VENV)/.installed
-	$(BIN)/python -m ferrogym.workflows --out results/demo
+	$(BIN)/ferrogym demo --out results/demo
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest

@@ -19,7 +19,7 @@ import torch
 
 from ferrogym.envs import DiscreteActions, DomainWallsEnv
 from ferrogym.workflows.errors import InputError
-from ferrogym.workflows.images import ImageSet
+from ferrogym.workflows.images import SingleImage
 from ferrogym.workflows.workflow import Workflow
 
 from .searchers import Searcher
@@ -29,18 +29,12 @@ from .training import ALGORITHMS, registry_id
 REDRAWS = 20
 
 
-class OneWorkflow(ImageSet):
-    """An image set of one already built workflow, so the env reuses its caches."""
+class OneWorkflow(SingleImage):
+    """The image of an already built workflow, so the env reuses its caches (and its reward)."""
 
     def __init__(self, workflow: Workflow, name: str):
-        self._workflow, self._name = workflow, name
-
-    def __len__(self) -> int:
-        return 1
-
-    def name(self, index: int) -> str:
-        self._check(index)
-        return self._name
+        super().__init__(name)
+        self._workflow = workflow
 
     def workflow(self, index: int, **workflow_kwargs) -> Workflow:
         self._check(index)

@@ -145,13 +145,11 @@ class PositionFiles(FileImages):
         return Workflow(positions=load_positions(self.paths[self._check(index)]), **workflow_kwargs)
 
 
-class ArrayImage(ImageSet):
-    """One image array and/or one set of positions given in memory."""
+class SingleImage(ImageSet):
+    """An image set of one image, named ``name``; subclasses say how its workflow is built."""
 
-    def __init__(self, image=None, *, positions=None, sublattice=None, name: str = "array"):
-        # Build once so bad input fails here, with the Workflow's message.
-        Workflow(image, positions=positions, sublattice=sublattice)
-        self.image, self.positions, self.sublattice, self._name = image, positions, sublattice, name
+    def __init__(self, name: str):
+        self._name = name
 
     def __len__(self) -> int:
         return 1
@@ -159,6 +157,16 @@ class ArrayImage(ImageSet):
     def name(self, index: int) -> str:
         self._check(index)
         return self._name
+
+
+class ArrayImage(SingleImage):
+    """One image array and/or one set of positions given in memory."""
+
+    def __init__(self, image=None, *, positions=None, sublattice=None, name: str = "array"):
+        super().__init__(name)
+        # Build once so bad input fails here, with the Workflow's message.
+        Workflow(image, positions=positions, sublattice=sublattice)
+        self.image, self.positions, self.sublattice = image, positions, sublattice
 
     def workflow(self, index: int, **workflow_kwargs) -> Workflow:
         self._check(index)

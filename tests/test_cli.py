@@ -1,0 +1,290 @@
+"""The ``ferrogym`` command end to end at tiny budgets: train, benchmark (with resume after a
+kill), reward-audit, analyze and demo."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from ferrogym.agents import benchmark as benchmark_module
+from ferrogym.agents.cli import main
+from ferrogym.agents.policy import PolicySearcher
+from ferrogym.agents.report import load_records
+from ferrogym.workflows.images import parse_images
+from ferrogym.workflows.space import SEARCH_SPACE
+
+#: Tiny images (about 6 x 6 unit cells) keep every command to seconds.
+TINY = "shape=160x160"
+TRAIN_IMAGES = f"synthetic:0-1,{TINY}"
+TEST_IMAGES = f"synthetic:500-501,{TINY}"
+TINY_PPO = {"policy": "MlpPolicy", "n_envs": 1, "n_steps": 16, "batch_size": 16, "n_epochs": 1}
+
+
+def hyperparams_file(folder: Path, algo: str, entry: dict) -> Path:
+    path = folder / f"{algo}.yml"
+    path.write_text(yaml.safe_dump({"ferrogym/DomainWalls-v0": entry, "ferrogym/DomainWallsBandit-v0": entry}))
+    return path
+
+
+def train_args(out: Path, hyperparams: Path, timesteps: int, algo: str = "ppo", *extra: str) -> list[str]:
+    return ["train", "--algo", algo, "--timesteps", str(timesteps), "--out", str(out), "--images", TRAIN_IMAGES,
+            "--eval-images", f"synthetic:900-900,{TINY}", "--eval-freq", "16", "--eval-episodes", "1",
+            "--checkpoint-freq", "16", "--hyperparams", str(hyperparams), "--env-kwarg", "budget=4",
+            "--no-progress", *extra]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> Path:
+    """A PPO run of 32 steps on the search env (training images: seeds 0-1)."""
+    folder = tmp_path_factory.mktemp("run")
+    main(train_args(folder / "ppo", hyperparams_file(folder, "ppo", TINY_PPO), 32))
+    return folder / "ppo"
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ferrogym.agents", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+# --- train ---------------------------------------------------------------------------------------
+
+
+def test_train_keeps_everything_needed_to_reproduce_and_reuse(trained_run):
+    run = json.loads((trained_run / "run.json").read_text())
+    assert run["algo"] == "ppo" and run["env_id"] == "ferrogym/DomainWalls-v0"
+    assert run["env_kwargs"] == {"images": TRAIN_IMAGES, "budget": 4}
+    assert run["timesteps"] == 32 and run["train_seconds"] > 0 and run["seed"] == 0
+    assert yaml.safe_load((trained_run / "hyperparams.yml").read_text()) == TINY_PPO
+    assert (trained_run / "model.zip").is_file() and (trained_run / "best" / "best_model.zip").is_file()
+    assert sorted(p.name for p in (trained_run / "checkpoints").iterdir()) == ["model_16_steps.zip", "model_32_steps.zip"]
+
+
+def test_tensorboard_logs_reward_components_and_truth(trained_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = set()
+    for events in (trained_run / "tb").rglob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        tags |= set(accumulator.Tags()["scalars"])
+    assert {"rollout/ep_rew_mean", "ferrogym/ari", "ferrogym/continuity", "ferrogym/straightness",
+            "eval/mean_reward"} <= tags
+
+
+def test_resume_continues_from_the_newest_checkpoint(tmp_path):
+    hyperparams = hyperparams_file(tmp_path, "ppo", TINY_PPO)
+    main(train_args(tmp_path / "run", hyperparams, 16))
+    main(train_args(tmp_path / "run", hyperparams, 48, "ppo", "--resume"))
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["timesteps"] == 48
+    assert (tmp_path / "run" / "checkpoints" / "model_48_steps.zip").is_file()
+    with pytest.raises(SystemExit) as exit_info:
+        main(train_args(tmp_path / "run", hyperparams, 64, "ppo", "--resume", "--seed", "3"))
+    assert exit_info.value.code == 2
+    with pytest.raises(SystemExit):
+        main(train_args(tmp_path / "run", hyperparams, 64))  # an existing run needs --resume
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo, entry", [
+    ("a2c", {"policy": "MlpPolicy", "n_envs": 1, "n_steps": 4}),
+    ("dqn", {"policy": "MlpPolicy", "n_envs": 1, "learning_starts": 8, "buffer_size": 100, "batch_size": 8,
+             "train_freq": 4, "target_update_interval": 8}),
+])
+def test_a2c_and_dqn_train_and_search(tmp_path, algo, entry):
+    main(train_args(tmp_path / algo, hyperparams_file(tmp_path, algo, entry), 16, algo))
+    run = json.loads((tmp_path / algo / "run.json").read_text())
+    assert run["discrete"] == (algo == "dqn")
+    workflow = parse_images(TEST_IMAGES).workflow(0)
+    searcher = PolicySearcher(tmp_path / algo, workflow, budget=5, seed=0)
+    asked = []
+    for _ in range(5):
+        config = searcher.ask()
+        searcher.tell(config, workflow.evaluate(config).reward)
+        asked.append(tuple(config.values()))
+    assert len(set(asked)) == 5
+
+
+# --- the policy as a searcher --------------------------------------------------------------------
+
+
+def test_policy_searcher_proposes_distinct_canonical_configurations_reproducibly(trained_run):
+    workflow = parse_images(TEST_IMAGES).workflow(0)
+
+    def search(seed):
+        searcher = PolicySearcher(trained_run, workflow, budget=8, seed=seed)
+        asked = []
+        for _ in range(8):
+            config = searcher.ask()
+            assert SEARCH_SPACE.canonical(config) == config
+            evaluation = workflow.evaluate(config)
+            searcher.tell(config, evaluation.reward, evaluation)
+            asked.append(tuple(config.values()))
+        return asked
+
+    first = search(0)
+    assert first == search(0) and len(set(first)) == len(first)
+    assert first != search(1)
+
+
+# --- benchmark -----------------------------------------------------------------------------------
+
+
+def comparable(records):
+    """Records without timings, in a fixed order."""
+    rows = [{k: v for k, v in r.items() if k != "seconds"} for r in records]
+    return sorted(rows, key=lambda r: (r["protocol"], r["strategy"], r["image"], r["seed"], r["step"]))
+
+
+def test_benchmark_writes_records_summary_and_figures(tmp_path, trained_run, monkeypatch, capsys):
+    # An oracle over five configurations keeps the test fast; the real one is the coarse grid.
+    monkeypatch.setattr(benchmark_module, "coarse_grid", lambda space: [space.sample(np.random.default_rng(i))
+                                                                         for i in range(5)])
+    out = tmp_path / "bench"
+    main(["benchmark", "--strategies", f"random,bayes-tpe,policy:{trained_run}", "--images", TEST_IMAGES,
+          "--budget", "6", "--seeds", "2", "--out", str(out), "--no-progress"])
+    records = load_records(out / "evaluations.jsonl")
+    assert len(records) == 3 * 2 * 2 * 6
+    assert {r["protocol"] for r in records if r["strategy"].startswith("policy:")} == {"amortised"}
+    assert {"config", "config_px", "reward", "components", "metrics", "seconds", "reason"} <= set(records[0])
+    oracle = [json.loads(line) for line in (out / "oracle.jsonl").read_text().splitlines()]
+    assert [o["evaluations"] for o in oracle] == [5, 5]
+    summary = list(csv.DictReader(open(out / "summary.csv")))
+    policy_rows = [r for r in summary if r["strategy"].startswith("policy:")]
+    assert policy_rows and all(r["training_timesteps"] == "32" for r in policy_rows)
+    for name in ("summary.md", "best_so_far.png", "best_so_far_seconds.png", "incumbent_ari.png", "best_random.png"):
+        assert (out / name).stat().st_size > 0
+    assert "Protocol: amortised" in capsys.readouterr().out
+
+
+def test_benchmark_rejects_a_policy_tested_on_its_training_images(trained_run, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["benchmark", "--strategies", f"policy:{trained_run}", "--images", f"synthetic:1-3,{TINY}",
+              "--budget", "2", "--seeds", "1", "--out", str(tmp_path), "--no-oracle", "--no-progress"])
+    assert exit_info.value.code == 2
+
+
+@pytest.mark.slow
+def test_killed_benchmark_resumes_without_losing_or_repeating_evaluations(tmp_path):
+    args = ["benchmark", "--strategies", "random,bayes-tpe,grid", "--images", TEST_IMAGES, "--budget", "8",
+            "--seeds", "3", "--no-oracle", "--no-progress"]
+    expected = 3 * 2 * 3 * 8
+    interrupted = tmp_path / "interrupted"
+    process = subprocess.Popen([sys.executable, "-m", "ferrogym.agents", *args, "--out", str(interrupted)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    records_path = interrupted / "evaluations.jsonl"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        lines = records_path.read_text().count("\n") if records_path.exists() else 0
+        if lines >= expected // 3:
+            break
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    killed_at = records_path.read_text().count("\n")
+    assert 0 < killed_at < expected, "the benchmark was not interrupted mid-run"
+
+    assert run_cli(*args, "--out", str(interrupted)).returncode == 0
+    clean = tmp_path / "clean"
+    assert run_cli(*args, "--out", str(clean)).returncode == 0
+    resumed = load_records(records_path)
+    assert len(resumed) == expected
+    assert comparable(resumed) == comparable(load_records(clean / "evaluations.jsonl"))
+
+
+def test_benchmark_refuses_to_mix_settings_in_one_folder(tmp_path):
+    base = ["benchmark", "--strategies", "random", "--images", TEST_IMAGES, "--seeds", "1", "--out", str(tmp_path),
+            "--no-oracle", "--no-progress"]
+    main([*base, "--budget", "2"])
+    with pytest.raises(SystemExit):
+        main([*base, "--budget", "3"])
+
+
+# --- reward audit --------------------------------------------------------------------------------
+
+
+def test_reward_audit_reports_each_reward(tmp_path, capsys):
+    main(["reward-audit", "--images", f"synthetic:0-1,{TINY}", "--configs", "12", "--out", str(tmp_path),
+          "--rewards", "combined,continuity,reward_plugins:wall_count", "--no-progress"])
+    rows = list(csv.DictReader(open(tmp_path / "audit.csv")))
+    assert {r["reward"] for r in rows} == {"combined", "continuity", "reward_plugins:wall_count"}
+    assert (tmp_path / "audit.png").stat().st_size > 0
+    assert "combined" in capsys.readouterr().out
+
+
+# --- analyze -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def user_files(tmp_path_factory):
+    """An image and the positions of its columns, as a user would have them."""
+    folder = tmp_path_factory.mktemp("data")
+    workflow = parse_images(TEST_IMAGES).workflow(0)
+    np.save(folder / "image.npy", workflow.image)
+    truth = workflow.truth
+    a, b = truth.xy[truth.sublattice == "A"], truth.xy[truth.sublattice == "B"]
+    np.savetxt(folder / "a.csv", a, delimiter=",", header="x,y", comments="")
+    np.savetxt(folder / "b.csv", b, delimiter=",", header="x,y", comments="")
+    np.savetxt(folder / "mixed.csv", np.vstack([a, b]), delimiter=",", header="x,y", comments="")
+    return folder, len(truth.xy)
+
+
+@pytest.mark.parametrize("inputs", [["image.npy"], ["--a-sites", "a.csv", "--b-sites", "b.csv"],
+                                    ["--positions", "mixed.csv"]])
+def test_analyze_writes_labels_per_atom_and_the_chosen_configuration(tmp_path, user_files, inputs):
+    folder, n_atoms = user_files
+    args = [str(folder / i) if i.endswith((".npy", ".csv")) else i for i in inputs]
+    main(["analyze", *args, "--search", "bayes-tpe", "--budget", "5", "--out", str(tmp_path), "--no-progress"])
+    rows = list(csv.DictReader(open(tmp_path / "segmentation.csv")))
+    assert list(rows[0]) == ["x", "y", "sublattice", "label"]
+    assert abs(len(rows) - n_atoms) <= 0.05 * n_atoms
+    assert {r["sublattice"] for r in rows} <= {"A", "B"} and min(int(r["label"]) for r in rows) >= -1
+    if "--a-sites" in inputs:
+        assert {r["sublattice"] for r in rows} == {"A", "B"} and len(rows) == n_atoms
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["evaluations"] == 5 and 0 <= summary["reward"] <= 1
+    assert set(summary) >= {"config", "reward", "components", "evaluations"}
+    assert (tmp_path / "segmentation.png").stat().st_size > 0
+
+
+def test_analyze_explains_bad_input(tmp_path, user_files, capsys):
+    folder, _ = user_files
+    with pytest.raises(SystemExit) as exit_info:
+        main(["analyze", "--positions", str(folder / "mixed.csv"), "--a-sites", str(folder / "a.csv"),
+              "--b-sites", str(folder / "b.csv"), "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "not both" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["analyze", "--a-sites", str(folder / "a.csv"), "--out", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        main(["analyze", str(folder / "image.npy"), "--search", "simulated-annealing", "--out", str(tmp_path)])
+
+
+# --- demo ----------------------------------------------------------------------------------------
+
+
+def test_demo_prints_a_table_and_writes_figures(tmp_path, trained_run, capsys):
+    main(["demo", "--out", str(tmp_path), "--budget", "3", "--seeds", "1", "--images", f"synthetic:2000-2000,{TINY}",
+          "--policy", str(trained_run), "--no-progress"])
+    out = capsys.readouterr().out
+    for strategy in ("random", "bayes-tpe", "bayes-gp", "policy"):
+        assert f"\n{strategy} " in out
+    assert (tmp_path / "best_so_far.png").is_file() and (tmp_path / "summary.md").is_file()
+
+
+def test_the_shipped_policy_is_a_finished_run_trained_on_other_images():
+    from ferrogym.agents.demo import DEMO_IMAGES, shipped_policy
+    from ferrogym.agents.policy import load_run
+
+    run = load_run(shipped_policy())
+    trained, demo_images = parse_images(run["env_kwargs"]["images"]), parse_images(DEMO_IMAGES)
+    assert trained.last < demo_images.first
