@@ -88,17 +88,31 @@ def run_benchmark(
     done = _recorded_configs(benchmark.records_path)
     oracle_done = {r["image"] for r in _read_jsonl(benchmark.oracle_path)}
     jobs = [(benchmark, index, done, oracle_done) for index in range(len(benchmark.images))]
-    bar = tqdm(total=len(jobs), desc="images", unit="image", disable=not progress)
-    if workers > 1:
-        with multiprocessing.get_context("forkserver").Pool(workers) as pool:
-            for _ in pool.imap_unordered(_run_image, jobs):
-                bar.update()
-    else:
-        for job in jobs:
-            _run_image(job)
-            bar.update()
-    bar.close()
+    total = len(jobs) * len(benchmark.strategies) * benchmark.seeds * benchmark.budget
+    recorded = sum(min(len(configs), benchmark.budget) for key, configs in done.items()
+                   if key[1] in benchmark.strategies)
+    with tqdm(total=total, initial=recorded, desc="evaluations", unit="eval", disable=not progress) as bar:
+        if workers > 1:
+            _run_in_processes(jobs, workers, benchmark.records_path, bar)
+        else:
+            for job in jobs:
+                _run_image(job, on_record=lambda: bar.update())
     return write_report(benchmark)
+
+
+def _run_in_processes(jobs: list, workers: int, records_path: Path, bar) -> None:
+    """One image per worker process; the bar follows the lines the workers append."""
+    start, initial = _count_lines(records_path), bar.n
+    with multiprocessing.get_context("forkserver").Pool(workers) as pool:
+        result = pool.map_async(_run_image, jobs)
+        while not result.ready():
+            result.wait(1.0)
+            bar.update(initial + _count_lines(records_path) - start - bar.n)
+        result.get()  # re-raises a worker's error
+
+
+def _count_lines(path: Path) -> int:
+    return path.read_bytes().count(b"\n") if path.exists() else 0
 
 
 def _validate(benchmark: Benchmark) -> None:
@@ -150,8 +164,9 @@ def _write_settings(benchmark: Benchmark) -> None:
     path.write_text(json.dumps(settings, indent=2))
 
 
-def _run_image(job) -> None:
-    """Oracle and every search of one image (one worker's unit of work)."""
+def _run_image(job, on_record=None) -> None:
+    """Oracle and every search of one image (one worker's unit of work); ``on_record()`` is
+    called after each recorded evaluation."""
     benchmark, index, done, oracle_done = job
     name = benchmark.images.name(index)
     workflow = benchmark.images.workflow(index)
@@ -167,6 +182,8 @@ def _run_image(job) -> None:
 
             def record(step, protocol=protocol, strategy=strategy, seed=seed):
                 _append(benchmark.records_path, _record(protocol, strategy, name, seed, step))
+                if on_record is not None:
+                    on_record()
 
             run_search(searcher, workflow, benchmark.budget, replay=replay, on_step=record)
 

@@ -4,7 +4,7 @@ A run directory keeps everything needed to reproduce the run and to reuse its po
 searcher (:mod:`ferrogym.agents.policy`):
 
 - ``run.json``: algorithm, env id and keyword arguments, evaluation images, seed, number of
-  envs, timesteps done, training seconds, package versions;
+  envs, timesteps done and training seconds (updated at every checkpoint), package versions;
 - ``hyperparams.yml``: the exact hyperparameters used (from a Zoo-style YAML file);
 - ``model.zip``: the final model; ``checkpoints/``: regular checkpoints (``--resume`` continues
   from the newest); ``best/``: the best model on the held-out images;
@@ -166,7 +166,8 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     (out / "hyperparams.yml").write_text(yaml.safe_dump(params, sort_keys=True))
     if previous is None:
-        (out / "run.json").write_text(json.dumps({**run, "timesteps": 0, "train_seconds": 0.0}, indent=2))
+        _write_run(out, run, 0, 0.0)
+    spent = (previous or {}).get("train_seconds", 0.0)
 
     envs = make_envs(algo, env_id, run["env_kwargs"], n_envs, seed)
     checkpoint = _newest_checkpoint(out) if resume else None
@@ -176,17 +177,36 @@ def train(
     if remaining > 0:
         model.learn(
             total_timesteps=remaining,
-            callback=_callbacks(algo, env_id, run, out, n_envs, seed, eval_episodes, eval_freq, checkpoint_freq),
+            callback=_callbacks(algo, env_id, run, out, n_envs, seed, eval_episodes, eval_freq, checkpoint_freq,
+                                spent),
             reset_num_timesteps=checkpoint is None,
             tb_log_name="run",
             progress_bar=progress_bar,
         )
     envs.close()
     model.save(out / "model.zip")
-    seconds = (previous or {}).get("train_seconds", 0.0) + time.perf_counter() - start
-    run.update(timesteps=int(model.num_timesteps), train_seconds=round(seconds, 1), versions=_versions())
-    (out / "run.json").write_text(json.dumps(run, indent=2))
+    _write_run(out, run, model.num_timesteps, spent + time.perf_counter() - start)
     return out
+
+
+def _write_run(out: Path, run: dict, timesteps: int, seconds: float) -> None:
+    record = {**run, "timesteps": int(timesteps), "train_seconds": round(seconds, 1), "versions": _versions()}
+    (out / "run.json").write_text(json.dumps(record, indent=2))
+
+
+class RunRecorder(BaseCallback):
+    """Updates run.json's timesteps and training seconds at every checkpoint, so a killed run
+    resumed later still reports its whole cost (up to the newest checkpoint)."""
+
+    def __init__(self, out: Path, run: dict, save_freq: int, seconds_before: float):
+        super().__init__()
+        self.out, self.run, self.save_freq, self.seconds_before = out, run, save_freq, seconds_before
+        self.start = time.perf_counter()
+
+    def _on_step(self) -> bool:
+        if self.n_calls % self.save_freq == 0:
+            _write_run(self.out, self.run, self.num_timesteps, self.seconds_before + time.perf_counter() - self.start)
+        return True
 
 
 def _load_or_create(algo, params, envs, seed, out, checkpoint) -> BaseAlgorithm:
@@ -202,15 +222,14 @@ def _load_or_create(algo, params, envs, seed, out, checkpoint) -> BaseAlgorithm:
                verbose=0, **kwargs)
 
 
-def _callbacks(algo, env_id, run, out, n_envs, seed, eval_episodes, eval_freq, checkpoint_freq) -> CallbackList:
+def _callbacks(algo, env_id, run, out, n_envs, seed, eval_episodes, eval_freq, checkpoint_freq,
+               seconds_before) -> CallbackList:
+    save_freq = max(checkpoint_freq // n_envs, 1)
     callbacks: list[BaseCallback] = [
         EpisodeInfoLogger(),
-        CheckpointCallback(
-            save_freq=max(checkpoint_freq // n_envs, 1),
-            save_path=str(out / "checkpoints"),
-            name_prefix="model",
-            save_replay_buffer=algo in DISCRETE,
-        ),
+        CheckpointCallback(save_freq=save_freq, save_path=str(out / "checkpoints"), name_prefix="model",
+                           save_replay_buffer=algo in DISCRETE),
+        RunRecorder(out, run, save_freq, seconds_before),
     ]
     if run["eval_images"]:
         eval_kwargs = {**run["env_kwargs"], "images": run["eval_images"]}

@@ -84,8 +84,10 @@ def test_tensorboard_logs_reward_components_and_truth(trained_run):
 def test_resume_continues_from_the_newest_checkpoint(tmp_path):
     hyperparams = hyperparams_file(tmp_path, "ppo", TINY_PPO)
     main(train_args(tmp_path / "run", hyperparams, 16))
+    first = json.loads((tmp_path / "run" / "run.json").read_text())
     main(train_args(tmp_path / "run", hyperparams, 48, "ppo", "--resume"))
-    assert json.loads((tmp_path / "run" / "run.json").read_text())["timesteps"] == 48
+    resumed = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert resumed["timesteps"] == 48 and resumed["train_seconds"] > first["train_seconds"] > 0
     assert (tmp_path / "run" / "checkpoints" / "model_48_steps.zip").is_file()
     with pytest.raises(SystemExit) as exit_info:
         main(train_args(tmp_path / "run", hyperparams, 64, "ppo", "--resume", "--seed", "3"))
