@@ -47,6 +47,12 @@ def registry_id(env_id: str) -> str:
     return env_id.split(":", 1)[1] if ":" in env_id else env_id
 
 
+def importable_id(env_id: str) -> str:
+    """The id with a ``module:`` prefix, so a fresh subprocess imports the module that registers
+    it (ferrogym's for unprefixed ids): subprocess envs do not share this process's registry."""
+    return env_id if ":" in env_id else f"ferrogym.envs:{env_id}"
+
+
 def load_hyperparams(algo: str, env_id: str, path: str | Path | None = None) -> dict[str, Any]:
     """The hyperparameters of ``algo`` for ``env_id`` from a Zoo-style YAML file.
 
@@ -107,7 +113,7 @@ def make_envs(algo: str, env_id: str, env_kwargs: dict, n_envs: int, seed: int, 
     """A seeded vector env (subprocesses when ``n_envs > 1`` by default), Discrete-wrapped for DQN."""
     subprocesses = n_envs > 1 if subprocesses is None else subprocesses
     return make_vec_env(
-        env_id,
+        importable_id(env_id),
         n_envs=n_envs,
         seed=seed,
         env_kwargs=env_kwargs,

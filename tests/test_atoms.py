@@ -193,6 +193,16 @@ def test_refine_columns_recovers_noise_free_columns():
     np.testing.assert_allclose(refined.amplitude[~is_a], 1 / params.ab_ratio, rtol=0.01)
 
 
+def test_refine_columns_keeps_flat_windows_without_raising():
+    """A window without signal has an exactly singular fit; it must fail alone, at its own centre."""
+    image = np.zeros((64, 64))
+    image[30:36, 30:36] = np.exp(-((np.arange(6)[:, None] - 2.5) ** 2 + (np.arange(6) - 2.5) ** 2) / 4)
+    xy = np.array([[12.0, 12.0], [32.5, 32.5], [50.0, 12.0]])
+    columns = refine_columns(image, xy, 10.0)
+    np.testing.assert_allclose(columns.xy[[0, 2]], xy[[0, 2]])
+    np.testing.assert_allclose(columns.xy[1], [32.5, 32.5], atol=0.05)
+
+
 def test_estimate_column_spacing_is_nearest_column_distance():
     for pixel_size in (12.0, 16.0, 20.0):
         params = SyntheticParams(shape=SHAPE, dose=100.0, pixel_size_pm=pixel_size)

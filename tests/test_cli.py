@@ -97,6 +97,16 @@ def test_resume_continues_from_the_newest_checkpoint(tmp_path):
 
 
 @pytest.mark.slow
+def test_the_console_command_trains_in_subprocess_envs(tmp_path):
+    """Subprocess envs start without this process's registry; the built-in ids must still resolve."""
+    command = Path(sys.executable).with_name("ferrogym")
+    args = train_args(tmp_path / "run", hyperparams_file(tmp_path, "ppo", {**TINY_PPO, "n_envs": 2}), 32)
+    result = subprocess.run([str(command), *args], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["n_envs"] == 2
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("algo, entry", [
     ("a2c", {"policy": "MlpPolicy", "n_envs": 1, "n_steps": 4}),
     ("dqn", {"policy": "MlpPolicy", "n_envs": 1, "learning_starts": 8, "buffer_size": 100, "batch_size": 8,

@@ -159,10 +159,11 @@ def _centre_of_mass(values, weights, px, py):
     half = px.shape[1] // 4 + 1
     mass = mass * ((np.abs(px - centre_x) <= half) & (np.abs(py - centre_y) <= half))
     total = mass.sum(axis=(1, 2))
-    total = np.where(total > 0, total, 1.0)
-    return np.stack(
-        [(mass * px).sum(axis=(1, 2)) / total, (mass * py).sum(axis=(1, 2)) / total], axis=1
-    )
+    has_mass = total > 0
+    total = np.where(has_mass, total, 1.0)
+    centroid = np.stack([(mass * px).sum(axis=(1, 2)) / total, (mass * py).sum(axis=(1, 2)) / total], axis=1)
+    window_centre = np.stack([centre_x[:, 0, 0], centre_y[:, 0, 0]], axis=1)
+    return np.where(has_mass[:, None], centroid, window_centre)  # a flat window keeps its centre
 
 
 def _initial_parameters(values, weights, start, spacing):
@@ -195,7 +196,9 @@ def _levenberg_marquardt_step(params, values, weights, px, py, spacing, damping=
     normal = normal + damping * normal * np.eye(5)  # Marquardt: scale-free, per parameter
     gradient = np.einsum("npi,np->ni", jac, residual.reshape(len(params), -1))
     with np.errstate(all="ignore"):
-        step = np.linalg.solve(normal, gradient[..., None])[..., 0]
+        # pinv, not solve: a flat window (zero amplitude) makes its matrix exactly singular,
+        # which made solve() raise for the whole image; such columns get no step and fail below.
+        step = (np.linalg.pinv(normal) @ gradient[..., None])[..., 0]
     step = np.nan_to_num(step)
     limit = spacing / 10  # at most a tenth of the spacing per iteration
     step[:, 1:3] = np.clip(step[:, 1:3], -limit, limit)
