@@ -346,3 +346,14 @@ def test_figure_without_image_and_without_labels(tmp_path, perovskite):
     assert array.dtype == np.uint8 and array.shape[2] == 3
     path = save_segmentation_figure(tmp_path / "empty.png", None, segmentation)
     assert path.read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_without_caches_shares_atoms_but_recomputes_clusterings(two_families_workflow):
+    config = {"descriptor": "displacement", "reduction": "none", "n_clusters": 4}
+    first = two_families_workflow.evaluate(config)
+    copy = two_families_workflow.without_caches()
+    assert copy.lattice is two_families_workflow.lattice
+    assert copy._labels == {} and copy._features == {}
+    again = copy.evaluate(config)
+    np.testing.assert_array_equal(again.atom_labels, first.atom_labels)
+    assert again.reward == first.reward and copy._labels and two_families_workflow._labels is not copy._labels

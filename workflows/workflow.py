@@ -116,6 +116,14 @@ class Workflow:
         """Workflow on a positions file (.npy, .csv, .txt) without an image."""
         return cls(positions=load_positions(path), **kwargs)
 
+    def without_caches(self) -> Workflow:
+        """A copy that shares the measured atoms (and truth) but no descriptor, reduction or label
+        cache, so that one search's timings do not profit from another search's evaluations."""
+        copy = object.__new__(Workflow)
+        copy.__dict__.update(self.__dict__)
+        copy._features, copy._reduced, copy._labels = {}, {}, {}
+        return copy
+
     @cached_property
     def lattice(self) -> AtomLattice:
         """Atoms with sublattices and lattice geometry, measured once."""
