@@ -32,7 +32,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 import ferrogym.envs  # noqa: F401  (registers the ids)
 from ferrogym.envs import DiscreteActions
-from ferrogym.envs.registration import BANDIT_ENTRY_POINT, BUILT_IN
+from ferrogym.envs.registration import BUILT_IN
 from ferrogym.workflows.errors import InputError
 
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "dqn": DQN}

@@ -12,7 +12,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-import ferrogym.envs
 from ferrogym.envs import DiscreteActions, DomainWallsBanditEnv, DomainWallsEnv, register_reward_env
 from ferrogym.envs.observation import IMAGE, SEGMENTATION, markdown_table
 from ferrogym.envs.search import ENTRIES
