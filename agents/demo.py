@@ -37,7 +37,8 @@ def demo(out: Path, *, budget: int = 20, seeds: int = 3, images: str | None = No
     print(f"images {images or DEMO_IMAGES}, budget {budget}, {seeds} seeds; writing to {out}")
     rows = run_benchmark(strategies, images or DEMO_IMAGES, budget, seeds, out, oracle=False,
                          workers=2, progress=progress)
-    print_table([r for r in rows if r["budget"] == max(x["budget"] for x in rows)], policy_dir)
+    final_budget = max(r["budget"] for r in rows)
+    print_table([r for r in rows if r["budget"] == final_budget], policy_dir)
     print(f"\nreport: {out / 'summary.md'}; figures: {', '.join(p.name for p in sorted(out.glob('*.png')))}")
     return rows
 

@@ -86,7 +86,8 @@ class PolicySearcher(Searcher):
 
     def _observe(self, config: dict[str, Any], reward: float | None, evaluation) -> None:
         self._tried.add(tuple(config.values()))
-        self._tried_actions.add(int(self._action) if np.ndim(self._action) == 0 else -1)
+        if self.run["algo"] == "dqn":
+            self._tried_actions.add(int(self._action))
         if self.is_search:
             self._obs, *_ = self.env.step(self._action)  # evaluated from the workflow's caches
 
@@ -95,7 +96,7 @@ class PolicySearcher(Searcher):
         obs, _ = self.model.policy.obs_to_tensor(self._obs)
         with torch.no_grad():
             values = self.model.policy.q_net(obs)[0].numpy().copy()
-        values[list(self._tried_actions - {-1})] = -np.inf
+        values[list(self._tried_actions)] = -np.inf
         return int(np.argmax(values))
 
     def _sample_action(self):

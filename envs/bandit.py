@@ -72,7 +72,6 @@ class DomainWallsBanditEnv(DomainWallsBase):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         self._choose_image(options)
-        self._image_part = self._image_observation()
         return self._image_part.copy(), self._info()
 
     def step(self, action):

@@ -51,9 +51,10 @@ class DomainWallsBase(gym.Env):
         self.render_mode = render_mode
         self.cache_images = cache_images
         self.action_space = gym.spaces.MultiDiscrete(self.space.grid_sizes, dtype=np.int64)
-        self._workflows: OrderedDict[int, Workflow] = OrderedDict()
+        self._analysed: OrderedDict[int, tuple[Workflow, np.ndarray]] = OrderedDict()
         self.image_index: int | None = None
         self.workflow: Workflow | None = None
+        self._image_part: np.ndarray | None = None
         self.evaluation: Evaluation | None = None
 
     def _choose_image(self, options: dict | None) -> None:
@@ -69,20 +70,21 @@ class DomainWallsBase(gym.Env):
         else:
             index = int(self.np_random.integers(len(self.images)))
         self.image_index = index
-        self.workflow = self._workflow(index)
+        self.workflow, self._image_part = self._analyse(index)
         self.evaluation = None
 
-    def _workflow(self, index: int) -> Workflow:
-        """The cached workflow of image ``index`` (least recently used ones are dropped)."""
-        if index in self._workflows:
-            self._workflows.move_to_end(index)
+    def _analyse(self, index: int) -> tuple[Workflow, np.ndarray]:
+        """The cached workflow and image observation of image ``index`` (least recently used
+        images are dropped): atoms and image features are measured once per image, not per
+        episode or step."""
+        if index in self._analysed:
+            self._analysed.move_to_end(index)
         else:
             workflow = self.images.workflow(index, reward=self.reward_fn, space=self.space)
-            _ = workflow.lattice  # atoms are found here, once per image, not inside a step
-            self._workflows[index] = workflow
-            while len(self._workflows) > self.cache_images:
-                self._workflows.popitem(last=False)
-        return self._workflows[index]
+            self._analysed[index] = (workflow, observation.image_features(workflow))
+            while len(self._analysed) > self.cache_images:
+                self._analysed.popitem(last=False)
+        return self._analysed[index]
 
     def _evaluate(self, action) -> Evaluation:
         """Decode the action and evaluate it on the episode's image."""
@@ -111,9 +113,6 @@ class DomainWallsBase(gym.Env):
                 reason=evaluation.reason or "",
             )
         return info
-
-    def _image_observation(self) -> np.ndarray:
-        return observation.image_features(self.workflow)
 
     def render(self) -> np.ndarray | None:
         """The last segmentation over the image (only ``render_mode="rgb_array"``)."""

@@ -110,7 +110,6 @@ class DomainWallsEnv(DomainWallsBase):
         self._choose_image(options)
         self.steps = 0
         self.best_reward = self.best_config = self.best_metrics = None
-        self._image_part = self._image_observation()
         return self._observe(improved=False), self._info()
 
     def step(self, action):

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from ferrogym.workflows.synthetic import SyntheticParams, SyntheticSample, generate
+from ferrogym.workflows.walls import Segmentation
 from ferrogym.workflows.workflow import Workflow
 
 #: The repository root (tests are in <repo>/tests).
@@ -26,6 +27,13 @@ SESSION_PARAMS = SyntheticParams(
     shape=(256, 256), dose=100.0, domains="two_families", mistilt_offset_px=(0.0, 0.0)
 )
 SESSION_SEED = 0
+
+
+def grid_segmentation(grid: np.ndarray, spacing: float) -> Segmentation:
+    """Segmentation of a 2-D label grid laid out on a square lattice of ``spacing`` (x = column)."""
+    rows, cols = grid.shape
+    xy = spacing * np.stack(np.meshgrid(np.arange(cols), np.arange(rows)), -1).reshape(-1, 2).astype(float)
+    return Segmentation(xy, grid.ravel(), spacing)
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,8 @@ from ferrogym.workflows.rewards import (
 )
 from ferrogym.workflows.walls import Segmentation
 
+from conftest import grid_segmentation
+
 A = 10.0
 N = 20
 XY = A * np.stack(np.meshgrid(np.arange(N), np.arange(N)), -1).reshape(-1, 2).astype(float)
@@ -345,16 +347,10 @@ def test_unassigned_sites_are_not_counted_as_islands():
 small_label_grids = arrays(np.int64, st.tuples(st.integers(3, 10), st.integers(3, 10)), elements=st.integers(-1, 3))
 
 
-def _grid_seg(grid):
-    rows, cols = grid.shape
-    xy = A * np.stack(np.meshgrid(np.arange(cols), np.arange(rows)), -1).reshape(-1, 2).astype(float)
-    return Segmentation(xy, grid.ravel(), A)
-
-
 @settings(max_examples=60, deadline=None)
 @given(small_label_grids)
 def test_rewards_are_in_unit_interval_and_follow_the_documented_formulas(grid):
-    s = _grid_seg(grid)
+    s = grid_segmentation(grid, A)
     c = wall_components(s)
     for key in ("islands", "continuity", "straightness"):
         assert 0.0 <= c[key] <= 1.0, key

@@ -9,6 +9,8 @@ from scipy import ndimage
 
 from ferrogym.workflows.walls import SEGMENT_LINK, Segmentation, WallSegment, label_raster
 
+from conftest import grid_segmentation
+
 A = 10.0
 N = 20
 
@@ -285,16 +287,10 @@ def test_interior_known_answer():
 label_grids = arrays(np.int64, st.tuples(st.integers(2, 9), st.integers(2, 9)), elements=st.integers(-1, 2))
 
 
-def _grid_segmentation(grid):
-    rows, cols = grid.shape
-    xy = A * np.stack(np.meshgrid(np.arange(cols), np.arange(rows)), -1).reshape(-1, 2).astype(float)
-    return Segmentation(xy, grid.ravel(), A)
-
-
 @settings(max_examples=60, deadline=None)
 @given(label_grids)
 def test_wall_points_match_brute_force_and_partition_into_segments(grid):
-    s = _grid_segmentation(grid)
+    s = grid_segmentation(grid, A)
     assert point_set(s.wall_points) == brute_force_walls(grid)
     assert len(point_set(s.wall_points)) == len(s.wall_points)
     n = len(s.wall_points)
@@ -312,7 +308,7 @@ def test_wall_points_match_brute_force_and_partition_into_segments(grid):
 @settings(max_examples=60, deadline=None)
 @given(label_grids)
 def test_components_degree_and_interior_match_brute_force(grid):
-    s = _grid_segmentation(grid)
+    s = grid_segmentation(grid, A)
     rows, cols = grid.shape
     labelled = grid >= 0
     # degree: labelled 4-neighbours of labelled sites, 0 for unassigned ones

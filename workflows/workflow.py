@@ -100,6 +100,7 @@ class Workflow:
         self._features: dict[tuple, Features | DescriptorUnavailable] = {}
         self._reduced: dict[tuple, np.ndarray] = {}
         self._labels: dict[tuple, np.ndarray | DegenerateClustering] = {}
+        self._last: Evaluation | None = None  # a repeated configuration (a searcher telling an env) is free
 
     @classmethod
     def from_sample(cls, sample: SyntheticSample, **kwargs) -> Workflow:
@@ -121,7 +122,7 @@ class Workflow:
         cache, so that one search's timings do not profit from another search's evaluations."""
         copy = object.__new__(Workflow)
         copy.__dict__.update(self.__dict__)
-        copy._features, copy._reduced, copy._labels = {}, {}, {}
+        copy._features, copy._reduced, copy._labels, copy._last = {}, {}, {}, None
         return copy
 
     @cached_property
@@ -198,6 +199,8 @@ class Workflow:
     def evaluate(self, config: Mapping[str, Any] | None = None) -> Evaluation:
         """Run one configuration (default: the space's defaults) and score it."""
         config = self.space.canonical(config or {})
+        if self._last is not None and self._last.config == config:
+            return self._last
         atom_labels = np.full(len(self.lattice.xy), -1)
         reason = None
         try:
@@ -207,7 +210,7 @@ class Workflow:
             reason = str(error)
         segmentation = self.cell_segmentation(atom_labels)
         result = self.reward_fn(segmentation)
-        return Evaluation(
+        self._last = Evaluation(
             config=config,
             config_px=self.config_in_pixels(config),
             atom_labels=atom_labels,
@@ -217,6 +220,7 @@ class Workflow:
             metrics=self.truth_metrics(segmentation),
             reason=reason,
         )
+        return self._last
 
     def cell_segmentation(self, atom_labels: np.ndarray) -> Segmentation:
         """Labels moved onto the cell sublattice, where walls are measured.
