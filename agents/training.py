@@ -163,6 +163,9 @@ def train(
         "discrete": algo in DISCRETE,
     }
     _check_jsonable(run)
+    _check_env(env_id, run["env_kwargs"])
+    if eval_images:
+        _check_env(env_id, {**run["env_kwargs"], "images": eval_images})
     previous = _read_run(out) if resume else None
     if previous is not None:
         _check_same_run(previous, run)
@@ -278,6 +281,18 @@ def _check_same_run(previous: dict, run: dict) -> None:
                 f"--resume: {key} was {previous[key]!r} in the run being resumed, now {value!r}; "
                 "resume with the same settings or start a new --out"
             )
+
+
+def _check_env(env_id: str, env_kwargs: dict) -> None:
+    """Make the env once here, so bad env arguments end as an InputError of this process rather
+    than as tracebacks of subprocess envs and a broken pipe."""
+    try:
+        env = gym.make(importable_id(env_id), **env_kwargs)
+    except TypeError as error:
+        raise InputError(f"env {env_id!r} does not take these arguments ({error}); check --env-kwarg") from None
+    except gym.error.Error as error:
+        raise InputError(f"env {env_id!r}: {error}") from None
+    env.close()
 
 
 def _check_jsonable(run: dict) -> None:
