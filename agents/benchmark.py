@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -260,10 +259,11 @@ def write_report(benchmark: Benchmark) -> list[dict]:
     rows = report.summarise(records, oracle, budgets, training)
     report.write_summary(rows, benchmark.out)
     curves = report.search_curves(records)
-    report.plot_best_so_far(curves, benchmark.out / "best_so_far.png")
-    report.plot_best_so_far(curves, benchmark.out / "best_so_far_seconds.png", x="seconds")
-    report.plot_incumbent_ari(curves, benchmark.out / "incumbent_ari.png")
-    _best_segmentations(benchmark, records)
+    labels = report.strategy_labels(benchmark.strategies)  # policy:DIR as policy:<folder name>, never a path
+    report.plot_best_so_far(curves, benchmark.out / "best_so_far.png", labels=labels)
+    report.plot_best_so_far(curves, benchmark.out / "best_so_far_seconds.png", x="seconds", labels=labels)
+    report.plot_incumbent_ari(curves, benchmark.out / "incumbent_ari.png", labels=labels)
+    _best_segmentations(benchmark, records, labels)
     return rows
 
 
@@ -279,8 +279,9 @@ def _training_cost(strategy: str) -> dict[str, float]:
     return {"timesteps": run.get("timesteps"), "seconds": run.get("train_seconds")}
 
 
-def _best_segmentations(benchmark: Benchmark, records: list[dict]) -> None:
-    """For the first image: the best configuration each strategy found (over seeds), drawn."""
+def _best_segmentations(benchmark: Benchmark, records: list[dict], labels: dict[str, str]) -> None:
+    """For the first image: the best configuration each strategy found (over seeds), drawn into
+    ``best_<label>.png`` (labels from :func:`report.strategy_labels`)."""
     image = benchmark.images.name(0)
     workflow = benchmark.images.workflow(0)
     for strategy in benchmark.strategies:
@@ -290,10 +291,6 @@ def _best_segmentations(benchmark: Benchmark, records: list[dict]) -> None:
         best = max(mine, key=lambda r: r["reward"])
         evaluation = workflow.evaluate(best["config"])
         ari = evaluation.metrics.get("ari")
-        title = f"{strategy} on {image}: reward {evaluation.reward:.3f}" + (f", ARI {ari:.2f}" if ari is not None else "")
-        save_segmentation_figure(benchmark.out / f"best_{_file_name(strategy)}.png", workflow.image,
+        title = f"{labels[strategy]} on {image}: reward {evaluation.reward:.3f}" + (f", ARI {ari:.2f}" if ari is not None else "")
+        save_segmentation_figure(benchmark.out / f"best_{report.file_label(labels[strategy])}.png", workflow.image,
                                  evaluation.segmentation, title)
-
-
-def _file_name(strategy: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", strategy).strip("_")

@@ -15,10 +15,12 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -339,42 +341,83 @@ def _optional(value, spec: str) -> str:
     return "" if value is None else spec.format(value)
 
 
+# ------------------------------------------------------------------------------------ labels
+
+
+def strategy_labels(strategies: Iterable[str]) -> dict[str, str]:
+    """Short, unique names of strategies for legends, titles and file names.
+
+    A strategy with an argument after a colon, such as ``policy:DIR``, is shown with the last
+    component of that path (``policy:ppo-search``), never the whole path, which depends on where
+    the run lies; two runs in folders of the same name get as many parent folders as tell them
+    apart (``policy:a/ppo``, ``policy:b/ppo``). Other strategies keep their name.
+    """
+    strategies = list(dict.fromkeys(strategies))
+    parts = {}
+    for strategy in strategies:
+        kind, colon, argument = strategy.partition(":")
+        path_parts = PurePath(os.path.normpath(argument)).parts if colon and argument else ()
+        parts[strategy] = (kind, tuple(p for p in path_parts if p not in ("/", ".")))
+    depth = 1
+    while True:
+        labels = {s: s if not p else f"{k}:{'/'.join(p[-depth:])}" for s, (k, p) in parts.items()}
+        if len(set(labels.values())) == len(labels) or depth >= max((len(p) for _, p in parts.values()), default=0):
+            return labels
+        depth += 1
+
+
+def file_label(label: str) -> str:
+    """A label as a file-name part: ``policy:ppo-search`` -> ``policy-ppo-search``."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-")
+
+
 # ----------------------------------------------------------------------------------- figures
 
 
-def plot_best_so_far(curves: Mapping[SearchKey, Curve], out_path: str | Path, x: str = "evaluations") -> Path:
+def plot_best_so_far(
+    curves: Mapping[SearchKey, Curve],
+    out_path: str | Path,
+    x: str = "evaluations",
+    labels: Mapping[str, str] | None = None,
+) -> Path:
     """Best-so-far reward per strategy: median line and interquartile band over searches.
 
     One panel per protocol. ``x="evaluations"`` plots against the step, up to the shortest
     search of each strategy; ``x="seconds"`` against wall-clock seconds on a common log-spaced
-    time grid (see :func:`best_at_times`).
+    time grid (see :func:`best_at_times`). ``labels`` maps strategies to legend names
+    (default: :func:`strategy_labels`).
     """
     if x not in ("evaluations", "seconds"):
         raise ValueError(f"x must be 'evaluations' or 'seconds', got {x!r}")
     grid = _time_grid(curves.values()) if x == "seconds" else None
     figure, panels = _panels(curves)
+    labels = _labels(curves, labels)
     for protocol, axes in panels.items():
         for strategy, group in _by_strategy(curves, protocol).items():
             if grid is None:
-                _band(axes, _stack([curve.best for curve in group]), strategy, curves)
+                _band(axes, _stack([curve.best for curve in group]), strategy, curves, labels)
             else:
-                _band(axes, np.array([best_at_times(curve, grid) for curve in group]), strategy, curves, grid)
+                _band(axes, np.array([best_at_times(curve, grid) for curve in group]), strategy, curves, labels, grid)
         _label_x(axes, seconds=grid is not None)
     next(iter(panels.values())).set_ylabel("best-so-far reward (median, IQR band)")
     return _save(figure, out_path)
 
 
-def plot_incumbent_ari(curves: Mapping[SearchKey, Curve], out_path: str | Path) -> Path:
+def plot_incumbent_ari(
+    curves: Mapping[SearchKey, Curve], out_path: str | Path, labels: Mapping[str, str] | None = None
+) -> Path:
     """ARI of the incumbent (best-reward configuration) vs evaluations: does reward track truth?
 
     Median line and interquartile band per strategy over the searches on images with ground
-    truth, one panel per protocol; searches without truth are left out.
+    truth, one panel per protocol; searches without truth are left out. ``labels`` maps
+    strategies to legend names (default: :func:`strategy_labels`).
     """
     with_truth = {key: curve for key, curve in curves.items() if np.isfinite(curve.ari).any()}
     figure, panels = _panels(curves)
+    labels = _labels(curves, labels)
     for protocol, axes in panels.items():
         for strategy, group in _by_strategy(with_truth, protocol).items():
-            _band(axes, _stack([curve.ari for curve in group]), strategy, curves)
+            _band(axes, _stack([curve.ari for curve in group]), strategy, curves, labels)
         if not _by_strategy(with_truth, protocol):
             axes.text(0.5, 0.5, "no images with ground truth", ha="center", transform=axes.transAxes)
         _label_x(axes, seconds=False)
@@ -407,7 +450,14 @@ def _stack(series: list[np.ndarray]) -> np.ndarray:
     return np.array([values[:length] for values in series])
 
 
-def _band(axes, values: np.ndarray, strategy: str, curves: Mapping[SearchKey, Curve], x=None) -> None:
+def _labels(curves: Mapping[SearchKey, Curve], labels: Mapping[str, str] | None) -> Mapping[str, str]:
+    """The given legend names, or :func:`strategy_labels` of the curves' strategies."""
+    return strategy_labels(sorted({key[1] for key in curves})) if labels is None else labels
+
+
+def _band(
+    axes, values: np.ndarray, strategy: str, curves: Mapping[SearchKey, Curve], labels: Mapping[str, str], x=None
+) -> None:
     """Median line and interquartile band of ``values`` (searches x points).
 
     A NaN (no evaluation finished yet) ranks below every reward, so the median is drawn only
@@ -418,7 +468,7 @@ def _band(axes, values: np.ndarray, strategy: str, curves: Mapping[SearchKey, Cu
         low, median, high = np.quantile(np.where(np.isnan(values), -np.inf, values), [0.25, 0.5, 0.75], axis=0)
     low, median, high = (np.where(np.isfinite(q), q, np.nan) for q in (low, median, high))
     colour = _colour(strategy, curves)
-    axes.plot(x, median, color=colour, drawstyle="steps-post", label=f"{strategy} (n={len(values)})")
+    axes.plot(x, median, color=colour, drawstyle="steps-post", label=f"{labels.get(strategy, strategy)} (n={len(values)})")
     axes.fill_between(x, low, high, color=colour, alpha=0.2, linewidth=0, step="post")
     axes.legend(fontsize="small")
 

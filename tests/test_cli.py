@@ -290,7 +290,11 @@ def test_demo_prints_a_table_and_writes_figures(tmp_path, trained_run, capsys):
     out = capsys.readouterr().out
     for strategy in ("random", "bayes-tpe", "bayes-gp", "policy"):
         assert f"\n{strategy} " in out
-    assert (tmp_path / "best_so_far.png").is_file() and (tmp_path / "summary.md").is_file()
+    assert (tmp_path / "summary.md").is_file()
+    # Figures are named by the strategy's short name (the policy by its run folder), never a path.
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted([
+        "best_so_far.png", "best_so_far_seconds.png", "incumbent_ari.png", "best_random.png", "best_bayes-tpe.png",
+        "best_bayes-gp.png", f"best_policy-{trained_run.name}.png"])
 
 
 def test_the_shipped_policy_is_a_finished_run_trained_on_other_images():

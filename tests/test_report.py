@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 
+from ferrogym.agents import report
 from ferrogym.agents.report import (
     COLUMNS,
     Curve,
@@ -20,6 +21,7 @@ from ferrogym.agents.report import (
     plot_best_so_far,
     plot_incumbent_ari,
     search_curves,
+    strategy_labels,
     summarise,
     write_summary,
 )
@@ -276,3 +278,32 @@ def test_plot_incumbent_ari_writes_a_png(tmp_path, benchmark_curves):
 def test_plot_best_so_far_rejects_an_unknown_axis(tmp_path, benchmark_curves):
     with pytest.raises(ValueError, match="x must be"):
         plot_best_so_far(benchmark_curves, tmp_path / "x.png", x="steps")
+
+
+# ------------------------------------------------------------------------------------ labels
+
+
+def test_a_policy_is_labelled_by_its_run_folder_never_by_its_path():
+    labels = strategy_labels(["random", "policy:/tmp/fresh/agents/policies/ppo-search", "bayes-gp"])
+    assert labels == {"random": "random", "policy:/tmp/fresh/agents/policies/ppo-search": "policy:ppo-search",
+                      "bayes-gp": "bayes-gp"}
+    assert report.file_label(labels["policy:/tmp/fresh/agents/policies/ppo-search"]) == "policy-ppo-search"
+    # Runs in folders of the same name get as many parents as tell them apart.
+    assert strategy_labels(["policy:runs/a/ppo", "policy:runs/b/ppo/"]) == {
+        "policy:runs/a/ppo": "policy:a/ppo", "policy:runs/b/ppo/": "policy:b/ppo"}
+
+
+def test_legends_show_strategy_labels_not_paths(tmp_path, monkeypatch):
+    policy = "policy:/tmp/fresh/agents/policies/ppo-search"
+    records = search_records([0.2, 0.5], [0.1, 0.6]) + search_records(
+        [0.3, 0.4], [0.2, 0.3], protocol="amortised", strategy=policy)
+    figures = []
+    monkeypatch.setattr(report, "_save", lambda figure, out_path: figures.append(figure))
+    curves = search_curves(records)
+    plot_best_so_far(curves, tmp_path / "best.png")
+    plot_best_so_far(curves, tmp_path / "best_seconds.png", x="seconds")
+    plot_incumbent_ari(curves, tmp_path / "ari.png")
+    for figure in figures:
+        legends = [text.get_text() for axes in figure.axes if axes.get_legend()
+                   for text in axes.get_legend().get_texts()]
+        assert sorted(legends) == ["policy:ppo-search (n=1)", "random (n=1)"]
