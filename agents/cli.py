@@ -75,7 +75,8 @@ def _benchmark_parser(commands) -> None:
     p.add_argument("--images", required=True, help="synthetic:A-B[,field=value...] or files / globs")
     p.add_argument("--budget", type=int, default=50)
     p.add_argument("--seeds", type=int, default=10)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, default=Path("results/benchmark"),
+                   help="folder for records, summary and figures; rerun into it to resume")
     p.add_argument("--workers", type=int, default=1, help="processes, one image each")
     p.add_argument("--no-oracle", action="store_true", help="skip the exhaustive coarse grid per image")
     p.add_argument("--no-progress", action="store_true")
