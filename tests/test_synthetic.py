@@ -9,6 +9,7 @@ from scipy.spatial import cKDTree
 from ferrogym.workflows.errors import InputError
 from ferrogym.workflows.synthetic import (
     ANTIPOLAR,
+    SUBSTRATE,
     POLARIZATION_DIRECTIONS,
     GroundTruth,
     SyntheticParams,
@@ -406,6 +407,73 @@ def test_sample_params_validates_fixed_values():
         sample_params(np.random.default_rng(0), dose=-3.0)
 
 
+# --------------------------------------------------------------------------- families a reward must resolve or refuse
+
+
+def test_four_stripes_take_the_four_variants_in_turn():
+    p = clean(shape=(256, 256), domains="four_stripes", wall_angle_deg=0.0, period_cells=6.0, variants=(1, 0))
+    t = generate(p).truth
+    b = b_sites(t)
+    rows = np.round((t.xy[b, 1] - t.xy[b, 1].min()) / p.lattice_constant_px).astype(int)
+    per_row = [np.unique(t.variant[b][rows == r]) for r in np.unique(rows)]
+    assert all(len(v) == 1 for v in per_row)  # walls along x: one variant per lattice row
+    sequence = [int(v[0]) for v in per_row]
+    changes = [(later - earlier) % 4 for earlier, later in zip(sequence, sequence[1:]) if later != earlier]
+    assert set(sequence) == {0, 1, 2, 3} and set(changes) == {1}  # neighbours 90 degrees apart
+    assert p.family == "four_stripes"
+
+
+def test_rotation_turns_the_polarization_smoothly_in_one_domain():
+    p = clean(shape=(256, 256), domains="rotation", rotation_span_deg=90.0, wall_angle_deg=0.0, variants=(0, 1))
+    t = generate(p).truth
+    b = b_sites(t)
+    assert set(t.variant.tolist()) == {0}
+    displacement = t.b_displacement[b]
+    size = p.displacement_pm / p.pixel_size_pm
+    assert np.allclose(np.hypot(*displacement.T), size)
+    angle = np.degrees(np.arctan2(-displacement[:, 1], -displacement[:, 0]))  # polarization direction
+    assert np.ptp(angle) == pytest.approx(90.0 * np.ptp(t.xy[b, 1]) / 256, abs=3.0)
+    assert np.corrcoef(angle, t.xy[b, 1])[0, 1] > 0.99  # turns steadily across the walls' normal (y)
+
+
+def test_substrate_is_a_second_non_polar_phase_along_the_top():
+    p = clean(shape=(256, 256), domains="stripes", substrate_fraction=0.3, substrate_ab_ratio=1.5)
+    sample = generate(p)
+    t = sample.truth
+    substrate = t.variant == SUBSTRATE
+    assert 0.2 < substrate.mean() < 0.4
+    assert t.xy[substrate, 1].max() < t.xy[~substrate, 1].mean()  # on top (small y)
+    assert np.allclose(t.b_displacement[substrate], 0.0)
+    assert p.family == "phase_boundary"
+    peaks = sample.image[np.round(t.xy[:, 1]).astype(int), np.round(t.xy[:, 0]).astype(int)]
+    b = b_sites(t)
+    assert np.median(peaks[b & substrate]) > 1.3 * np.median(peaks[b & ~substrate])  # B brighter there
+    assert t.wall_mask.any()
+
+
+def test_intensity_gradient_scales_the_columns_across_the_image():
+    p = clean(shape=(256, 256), domains="single", intensity_gradient=0.8, gradient_angle_deg=0.0)
+    sample = generate(p)
+    t = sample.truth
+    a = t.sublattice == "A"
+    peaks = sample.image[np.round(t.xy[a, 1]).astype(int), np.round(t.xy[a, 0]).astype(int)]
+    left, right = peaks[t.xy[a, 0] < 64], peaks[t.xy[a, 0] > 192]
+    assert np.median(right) / np.median(left) == pytest.approx((1 + 0.8 * 0.375) / (1 - 0.8 * 0.375), rel=0.1)
+    assert not t.wall_mask.any()
+
+
+def test_strain_gradient_changes_the_local_lattice_constant():
+    p = clean(shape=(256, 256), domains="single", strain_gradient=0.1, gradient_angle_deg=0.0)
+    t = generate(p).truth
+    a = t.sublattice == "A"
+    xy = t.xy[a]
+    row = np.abs(xy[:, 1] - np.median(xy[:, 1])) < p.lattice_constant_px / 2
+    x = np.sort(xy[row, 0])
+    spacing, middle = np.diff(x), (x[1:] + x[:-1]) / 2
+    slope = np.polyfit(middle / 256, spacing / p.lattice_constant_px, 1)[0]
+    assert slope == pytest.approx(0.1, rel=0.15)
+
+
 # --------------------------------------------------------------------------- validation
 
 
@@ -428,6 +496,11 @@ def test_sample_params_validates_fixed_values():
         (dict(sm_fraction=float("nan")), "sm_fraction"),
         (dict(period_cells=1.0), "period_cells"),
         (dict(needle_length_fraction=0.0), "needle_length_fraction"),
+        (dict(substrate_fraction=0.95), "substrate_fraction"),
+        (dict(substrate_ab_ratio=0.0), "substrate_ab_ratio"),
+        (dict(intensity_gradient=-0.1), "intensity_gradient"),
+        (dict(strain_gradient=0.5), "strain_gradient"),
+        (dict(rotation_span_deg=float("inf")), "rotation_span_deg"),
         (dict(drift_shear=0.7), "drift_shear"),
         (dict(read_noise=2.0, dose=None), "read_noise"),
         (dict(scan_jitter_px=-0.1), "scan_jitter_px"),

@@ -3,9 +3,13 @@
 A perovskite ABO3 film seen along pseudo-cubic [001]: bright A columns (Bi, Sm) on a square
 lattice, dimmer B columns (Fe) at the cell centres, displaced *against* the projected
 polarization of their domain. Domains come as stripes, two crossing stripe families, or a
-tapered needle; above a Sm threshold an antipolar band appears. The image then gets the
-artefacts of a real scan (drift shear, scan-line jitter, smooth background, mis-tilt, shot and
-read noise), and the truth records every column inside the image.
+tapered needle, or four variants in turn; above a Sm threshold an antipolar band appears, and a
+second perovskite (a substrate of other chemistry, non-polar) can meet the film at an interface.
+Images without walls that a reward must refuse come from ``"single"`` with smooth gradients
+(column brightness, strain, scan distortion) or ``"rotation"`` (polarization turning smoothly
+across the image). The image then gets the artefacts of a real scan (drift shear, scan-line
+jitter, smooth background, mis-tilt, shot and read noise), and the truth records every column
+inside the image.
 
 Conventions (DESIGN.md section 4):
 
@@ -31,6 +35,7 @@ from ferrogym.workflows.errors import InputError
 __all__ = [
     "ANTIPOLAR",
     "POLARIZATION_DIRECTIONS",
+    "SUBSTRATE",
     "GroundTruth",
     "SyntheticParams",
     "SyntheticSample",
@@ -41,8 +46,9 @@ __all__ = [
 POLARIZATION_DIRECTIONS = np.array([[1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]]) / np.sqrt(2.0)
 POLARIZATION_DIRECTIONS.setflags(write=False)
 ANTIPOLAR = 4
+SUBSTRATE = 5
 
-DOMAIN_KINDS = ("single", "stripes", "two_families", "needle")
+DOMAIN_KINDS = ("single", "stripes", "two_families", "needle", "four_stripes", "rotation")
 COLUMN_ATOMS = 20  # A-site atoms per column: sets the binomial spread of the Sm content
 SM_DIMMING = 0.35  # relative A-peak loss per unit Sm fraction (about 5 % at 14 % Sm)
 WINDOW_SIGMAS = 4.0  # Gaussians are rendered out to this many sigma (tail below 4e-4 of peak)
@@ -69,7 +75,11 @@ class SyntheticParams:
     domains : str
         Domain pattern: ``"single"`` (one variant, no walls), ``"stripes"`` (two variants
         alternating across parallel walls), ``"two_families"`` (two crossing stripe systems,
-        all four polar variants) or ``"needle"`` (a tapered wedge in a matrix).
+        all four polar variants), ``"needle"`` (a tapered wedge in a matrix),
+        ``"four_stripes"`` (parallel stripes taking the four polar variants in turn, starting
+        at the first of ``variants``: 71 and 109 degree walls) or ``"rotation"`` (no wall:
+        the polarization turns smoothly by ``rotation_span_deg`` across the image along the
+        normal of ``wall_angle_deg``; truth is one domain of the first variant).
     wall_angle_deg : float
         Direction of the first wall family from image +x; for ``"needle"`` the direction of
         the needle axis (which passes through the image centre and enters from the border
@@ -104,6 +114,28 @@ class SyntheticParams:
         In the band, A columns shift by +/- this along the lattice's first axis, the sign
         alternating from one lattice row to the next; B columns sit at their cage centre;
         below a / 4.
+    rotation_span_deg : float
+        Total turn of the polarization across the image for ``"rotation"``.
+    substrate_fraction : float
+        Share of the image (along the top, bounded by a line along the lattice's first axis)
+        taken by a second, non-polar perovskite of other chemistry, 0..0.9 (0: none). Its
+        columns have truth variant 5 (``SUBSTRATE``), B sites at their cage centre and the
+        peak ratio ``substrate_ab_ratio``; the film's domains, antipolar band included, stop
+        at the interface.
+    substrate_ab_ratio : float
+        A:B peak ratio of the substrate; its A peaks are those of an undoped film A column.
+        Below about 1.2 (B brighter than A, as in SrRuO3) the brightness order flips at the
+        interface, which a global A/B split by brightness cannot follow.
+    intensity_gradient : float
+        Relative change of every column's peak across the image along ``gradient_angle_deg``
+        (thickness or focus changing across the field): peaks scale by ``1 + g (s - 1/2)``,
+        s from 0 to 1 across the image; in [0, 1.5].
+    strain_gradient : float
+        Relative change of the lattice constant across the image along
+        ``gradient_angle_deg``: the local lattice constant is ``a (1 + e (s - 1/2))``; columns
+        move, walls and variants with them; |value| <= 0.2.
+    gradient_angle_deg : float
+        Direction (from image +x) along which both gradients run.
     ab_ratio : float
         Peak intensity ratio of an undoped A column to a B column (real: 2-3).
     column_sigma_pm : float
@@ -143,6 +175,12 @@ class SyntheticParams:
     antipolar_threshold: float = 0.12
     antipolar_area_fraction: float = 0.3
     antipolar_shift_pm: float = 20.0
+    rotation_span_deg: float = 90.0
+    substrate_fraction: float = 0.0
+    substrate_ab_ratio: float = 1.5
+    intensity_gradient: float = 0.0
+    strain_gradient: float = 0.0
+    gradient_angle_deg: float = 0.0
     ab_ratio: float = 2.5
     column_sigma_pm: float = 35.0
     dose: float | None = 200.0
@@ -171,6 +209,11 @@ class SyntheticParams:
         """Whether this image contains an antipolar band."""
         return self.sm_fraction > self.antipolar_threshold and self.antipolar_area_fraction > 0
 
+    @property
+    def family(self) -> str:
+        """The kind of image for audits: ``"phase_boundary"`` with a substrate, else ``domains``."""
+        return "phase_boundary" if self.substrate_fraction > 0 else self.domains
+
 
 @dataclass(frozen=True)
 class GroundTruth:
@@ -185,14 +228,17 @@ class GroundTruth:
     sublattice : ndarray, shape (N,), '<U1'
         ``"A"`` or ``"B"``.
     variant : ndarray, shape (N,), int
-        0..3: polar variant (see ``POLARIZATION_DIRECTIONS``); 4 (``ANTIPOLAR``): antipolar.
+        0..3: polar variant (see ``POLARIZATION_DIRECTIONS``); 4 (``ANTIPOLAR``): antipolar;
+        5 (``SUBSTRATE``): the second perovskite.
     b_displacement : ndarray, shape (N, 2)
         Physical B off-centring in pixels: B position minus the centre of its four A
         neighbours, before drift (drift shears it by ``drift_shear * dy`` in x, far below a
-        pixel); ``-displacement * P`` in a polar domain, 0 in the antipolar band and for A
-        columns. ``polarization = -b_displacement``.
+        pixel); ``-displacement * P`` in a polar domain (P turning with position for
+        ``"rotation"``), 0 in the antipolar band, the substrate and for A columns.
+        ``polarization = -b_displacement``.
     wall_mask : ndarray, shape (rows, cols), bool
-        Pixels within half a unit cell of a domain wall or phase boundary (drift applied).
+        Pixels within half a unit cell of a domain wall or phase boundary (drift applied;
+        not the strain gradient's shift, at most ``|e| a n / 8`` for n cells across).
     pixel_size_pm : float
     lattice_constant_px : float
     """
@@ -298,6 +344,12 @@ def _validate(p: SyntheticParams) -> None:
     _check_number(p, "needle_length_fraction", 0.0, 1.0, low_open=True)
     for name in ("sm_fraction", "antipolar_threshold", "antipolar_area_fraction"):
         _check_number(p, name, 0.0, 1.0)
+    _check_number(p, "rotation_span_deg", -360.0, 360.0)
+    _check_number(p, "substrate_fraction", 0.0, 0.9)
+    _check_number(p, "substrate_ab_ratio", 0.0, low_open=True)
+    _check_number(p, "intensity_gradient", 0.0, 1.5)
+    _check_number(p, "strain_gradient", -0.2, 0.2)
+    _check_number(p, "gradient_angle_deg")
     for name in ("read_noise", "scan_jitter_px", "background"):
         _check_number(p, name, 0.0)
     _validate_dose(p)
@@ -393,11 +445,14 @@ def _needle_mask(xy: np.ndarray, p: SyntheticParams) -> np.ndarray:
 def _polar_variant(xy: np.ndarray, p: SyntheticParams) -> np.ndarray:
     """Polar variant 0..3 of the domain pattern at each point."""
     v0, v1 = p.variants
-    if p.domains == "single":
+    if p.domains in ("single", "rotation"):
         return np.full(len(xy), v0)
     if p.domains == "needle":
         return np.where(_needle_mask(xy, p), v1, v0)
-    k1 = _stripe_index(xy, p, p.wall_angle_deg, p.period_cells) % 2
+    stripe = _stripe_index(xy, p, p.wall_angle_deg, p.period_cells)
+    if p.domains == "four_stripes":
+        return (v0 + stripe) % 4  # neighbouring variants differ by 90 degrees in projection
+    k1 = stripe % 2
     if p.domains == "stripes":
         return np.where(k1 == 0, v0, v1)
     k2 = _stripe_index(xy, p, p.wall_angle2_deg, p.period2_cells) % 2
@@ -411,22 +466,84 @@ def _variant_of_signs(signs: np.ndarray) -> np.ndarray:
     return by_code[2 * (signs[:, 0] < 0) + (signs[:, 1] < 0)]
 
 
-def _antipolar_mask(xy: np.ndarray, p: SyntheticParams) -> np.ndarray:
-    """Points in the antipolar band (bottom of the image, bounded along the lattice's first axis)."""
-    if not p.has_antipolar:
-        return np.zeros(len(xy), dtype=bool)
+def _band_mask(xy: np.ndarray, p: SyntheticParams, area_fraction: float, from_bottom: bool) -> np.ndarray:
+    """Points in a band along the bottom (or top) of the image covering ``area_fraction`` of it,
+    bounded by a line along the lattice's first axis placed a quarter cell off a column row."""
     rows, cols = p.shape
     a = p.lattice_constant_px
     axes = _lattice_axes(p)
+    sign = 1.0 if from_bottom else -1.0
     grid = np.stack(np.meshgrid(np.arange(0, cols, 4.0), np.arange(0, rows, 4.0)), axis=-1).reshape(-1, 2)
-    depth = (grid - _centre(p.shape)) @ axes[1] / a  # lattice rows below the centre
-    boundary = np.round(np.quantile(depth, 1 - p.antipolar_area_fraction) - 0.25) + 0.25
-    return (xy - _centre(p.shape)) @ axes[1] / a >= boundary
+    depth = sign * (grid - _centre(p.shape)) @ axes[1] / a  # lattice rows from the centre towards the band
+    boundary = np.round(np.quantile(depth, 1 - area_fraction) - 0.25) + 0.25
+    return sign * (xy - _centre(p.shape)) @ axes[1] / a >= boundary
+
+
+def _antipolar_mask(xy: np.ndarray, p: SyntheticParams) -> np.ndarray:
+    """Points in the antipolar band (bottom of the image)."""
+    if not p.has_antipolar:
+        return np.zeros(len(xy), dtype=bool)
+    return _band_mask(xy, p, p.antipolar_area_fraction, from_bottom=True)
+
+
+def _substrate_mask(xy: np.ndarray, p: SyntheticParams) -> np.ndarray:
+    """Points in the second perovskite (top of the image)."""
+    if p.substrate_fraction == 0:
+        return np.zeros(len(xy), dtype=bool)
+    return _band_mask(xy, p, p.substrate_fraction, from_bottom=False)
 
 
 def _variant_at(xy: np.ndarray, p: SyntheticParams) -> np.ndarray:
-    """Variant 0..4 of the domain field at ideal (pre-drift) points xy of shape (N, 2)."""
-    return np.where(_antipolar_mask(xy, p), ANTIPOLAR, _polar_variant(xy, p))
+    """Variant 0..5 of the domain field at ideal (pre-drift) points xy of shape (N, 2)."""
+    film = np.where(_antipolar_mask(xy, p), ANTIPOLAR, _polar_variant(xy, p))
+    return np.where(_substrate_mask(xy, p), SUBSTRATE, film)
+
+
+def _direction(angle_deg: float) -> np.ndarray:
+    """Unit vector (x, y) at angle_deg from +x towards +y."""
+    t = np.deg2rad(angle_deg)
+    return np.array([np.cos(t), np.sin(t)])
+
+
+def _extent_along(p: SyntheticParams, direction: np.ndarray) -> float:
+    """Width of the image measured along a unit direction."""
+    rows, cols = p.shape
+    return abs(cols * direction[0]) + abs(rows * direction[1])
+
+
+def _position_along(xy: np.ndarray, p: SyntheticParams, angle_deg: float) -> np.ndarray:
+    """Position s of each point along angle_deg: 0 and 1 at the image's extremes, 1/2 at its centre."""
+    direction = _direction(angle_deg)
+    return (xy - _centre(p.shape)) @ direction / _extent_along(p, direction) + 0.5
+
+
+def _strain(xy: np.ndarray, p: SyntheticParams) -> np.ndarray:
+    """Move points so that the local lattice constant is ``a (1 + e (s - 1/2))`` along the gradient."""
+    if p.strain_gradient == 0:
+        return xy
+    direction = _direction(p.gradient_angle_deg)
+    extent = _extent_along(p, direction)
+    along = (_position_along(xy, p, p.gradient_angle_deg) - 0.5) * extent
+    return xy + (p.strain_gradient * along**2 / (2 * extent))[..., None] * direction
+
+
+def _off_centring(p: SyntheticParams, b_ideal: np.ndarray, variant: np.ndarray) -> np.ndarray:
+    """B off-centring (N, 2) px: against the polarization of each polar variant, 0 elsewhere.
+
+    For ``"rotation"`` the polarization turns from ``-span / 2`` to ``+span / 2`` about the
+    first variant's direction from one side of the image to the other, along the normal of
+    ``wall_angle_deg``.
+    """
+    size = p.displacement_pm / p.pixel_size_pm
+    table = -size * np.vstack([_polarizations(p), np.zeros((2, 2))])  # variants 0..3, antipolar, substrate
+    off = table[variant]
+    if p.domains == "rotation":
+        turn = np.deg2rad(p.rotation_span_deg) * (_position_along(b_ideal, p, p.wall_angle_deg + 90.0) - 0.5)
+        base = np.arctan2(*_polarizations(p)[p.variants[0]][::-1])
+        polar = variant <= 3
+        angle = base + turn[polar]
+        off[polar] = -size * np.column_stack([np.cos(angle), np.sin(angle)])
+    return off
 
 
 # --------------------------------------------------------------------------- structure
@@ -436,21 +553,33 @@ def _place_columns(p: SyntheticParams, lattice: _Lattice) -> tuple[_Columns, _Co
     """A and B columns with their variants and pre-drift positions.
 
     A columns in the antipolar band shift +/- along the lattice's first axis by lattice row;
-    each B sits at the centre of its four (possibly shifted) A neighbours plus its off-centring.
+    a strain gradient then moves all A columns; each B sits at the centre of its four A
+    neighbours plus its off-centring.
     """
     nj, ni = lattice.a_ideal.shape[:2]
     var_a = _variant_at(lattice.a_ideal.reshape(-1, 2), p).reshape(nj, ni)
-    var_b = _variant_at(lattice.b_ideal.reshape(-1, 2), p).reshape(nj - 1, ni - 1)
+    b_ideal = lattice.b_ideal.reshape(-1, 2)
+    var_b = _variant_at(b_ideal, p)
     shift_px = p.antipolar_shift_pm / p.pixel_size_pm
     sign = np.where(lattice.a_row_index % 2 == 0, 1.0, -1.0)
     antipolar_shift = np.where(var_a == ANTIPOLAR, sign * shift_px, 0.0)[..., None] * _lattice_axes(p)[0]
-    pos_a = lattice.a_ideal + antipolar_shift
+    pos_a = _strain((lattice.a_ideal + antipolar_shift).reshape(-1, 2), p).reshape(nj, ni, 2)
     cage = (pos_a[:-1, :-1] + pos_a[:-1, 1:] + pos_a[1:, :-1] + pos_a[1:, 1:]) / 4
-    off_centring = -(p.displacement_pm / p.pixel_size_pm) * np.vstack([_polarizations(p), np.zeros(2)])
-    b_disp = off_centring[var_b].reshape(-1, 2)
+    b_disp = _off_centring(p, b_ideal, var_b)
     a_columns = _Columns(var_a.ravel(), pos_a.reshape(-1, 2), np.zeros((var_a.size, 2)))
-    b_columns = _Columns(var_b.ravel(), cage.reshape(-1, 2) + b_disp, b_disp)
+    b_columns = _Columns(var_b, cage.reshape(-1, 2) + b_disp, b_disp)
     return a_columns, b_columns
+
+
+def _peak_heights(p: SyntheticParams, a_columns: _Columns, b_columns: _Columns,
+                  rng: np.random.Generator) -> np.ndarray:
+    """Peaks of the A then the B columns: Sm dimming on film A sites, each phase's A:B ratio,
+    then the intensity gradient."""
+    a_peaks = np.where(a_columns.variant == SUBSTRATE, 1.0, _a_amplitudes(p, len(a_columns.xy), rng))
+    b_peaks = np.where(b_columns.variant == SUBSTRATE, 1 / p.substrate_ab_ratio, 1 / p.ab_ratio)
+    peaks = np.concatenate([a_peaks, b_peaks])
+    xy = np.concatenate([a_columns.xy, b_columns.xy])
+    return peaks * (1 + p.intensity_gradient * (_position_along(xy, p, p.gradient_angle_deg) - 0.5))
 
 
 def _a_amplitudes(p: SyntheticParams, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -617,8 +746,7 @@ def generate(params: SyntheticParams | None = None, seed: int | np.random.Genera
     sigma = p.column_sigma_px
     lattice = _build_lattice(p, margin_px=WINDOW_SIGMAS * sigma + p.lattice_constant_px + 4 * p.scan_jitter_px)
     a_columns, b_columns = _place_columns(p, lattice)
-    a_peaks = _a_amplitudes(p, len(a_columns.xy), rng_sm)
-    amplitude = np.concatenate([a_peaks, np.full(len(b_columns.xy), 1 / p.ab_ratio)])
+    amplitude = _peak_heights(p, a_columns, b_columns, rng_sm)
     rendered_xy = np.concatenate([a_columns.xy, b_columns.xy + np.asarray(p.mistilt_offset_px)])
     clean = _render_columns(p.shape, rendered_xy, amplitude, sigma, _row_shifts(p, rng_scan))
     image = _add_noise(clean + _background(p, rng_background), p, rng_noise)
