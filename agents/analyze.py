@@ -5,15 +5,22 @@ Writes, under the output folder:
 - ``segmentation.csv``: one row per atom, ``x,y,sublattice,label`` (pixels; sublattice ``A``
   or ``B``; label -1 where the atom was left unassigned). Cell sites (B, or A without B) carry
   the label the walls were measured on;
-- ``summary.json``: ``{"config": ..., "reward": ..., "components": ..., "evaluations": ...}``
-  with the chosen configuration in human units (windows in pixels);
+- ``summary.json``: ``{"walls": ..., "verdict": ..., "config": ..., "reward": ...,
+  "components": ..., "evaluations": ..., "no_walls_below": ...}`` with the best configuration
+  in human units (windows in pixels);
 - ``segmentation.png``: the segmentation over the image.
+
+When the best reward stays below :data:`~ferrogym.workflows.rewards.NO_WALLS_BELOW`, no
+configuration found walls that are steps in the image's order parameter: ``walls`` is false,
+and the CSV and figure give the one-domain answer (every atom label 0) instead of presenting
+the best of noise as domains; ``config`` and ``reward`` still name what the search found.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +29,14 @@ from tqdm.auto import tqdm
 from ferrogym.workflows.errors import InputError
 from ferrogym.workflows.figure import save_segmentation_figure
 from ferrogym.workflows.io import load_image, load_positions
+from ferrogym.workflows.rewards import DEFAULT_REWARD, NO_WALLS_BELOW
+from ferrogym.workflows.walls import Segmentation
 from ferrogym.workflows.workflow import Evaluation, Workflow
 
 from .search import make_strategy, run_search
 
 
-def workflow_for(image=None, positions=None, a_sites=None, b_sites=None, reward="combined") -> Workflow:
+def workflow_for(image=None, positions=None, a_sites=None, b_sites=None, reward=DEFAULT_REWARD) -> Workflow:
     """The workflow of an image file, a positions file, or separate A- and B-site files.
 
     An image given with positions is used for patch descriptors at those positions.
@@ -50,24 +59,62 @@ def workflow_for(image=None, positions=None, a_sites=None, b_sites=None, reward=
     return Workflow(array, reward=reward)
 
 
+@dataclass(frozen=True)
+class Analysis:
+    """What ``analyze`` concluded.
+
+    Attributes
+    ----------
+    best : the search's best configuration and its evaluation.
+    has_walls : whether that best reward reaches :data:`NO_WALLS_BELOW`; if not, no
+        configuration found walls that are steps in the order parameter, and the answer is
+        one domain.
+    labels : (N,) label per lattice atom as written (all 0 when there are no walls; -1 for
+        atoms left unassigned).
+    segmentation : the cell-site segmentation as written and drawn.
+    """
+
+    best: Evaluation
+    has_walls: bool
+    labels: np.ndarray
+    segmentation: Segmentation
+
+    @property
+    def verdict(self) -> str:
+        if self.has_walls:
+            return f"walls found: best reward {self.best.reward:.3f}"
+        return (f"no walls: the best reward {self.best.reward:.3f} is below {NO_WALLS_BELOW}, so no "
+                "configuration found walls that are steps in the order parameter; reporting one domain")
+
+
 def analyze(workflow: Workflow, search: str, budget: int, out: str | Path, *, seed: int = 0,
-            name: str = "image", progress: bool = True) -> Evaluation:
-    """Search ``budget`` configurations with strategy ``search``; write the results; return the best."""
+            name: str = "image", progress: bool = True) -> Analysis:
+    """Search ``budget`` configurations with strategy ``search``; write the results; return them."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     searcher = make_strategy(search, workflow, budget, seed, name)
     with tqdm(total=budget, desc=f"{search} search", unit="eval", disable=not progress) as bar:
         steps = run_search(searcher, workflow, budget, on_step=lambda _: bar.update())
     best = max(steps, key=lambda s: s.evaluation.reward).evaluation
-    write_segmentation_csv(workflow, best, out / "segmentation.csv")
-    summary = {"config": best.config_px, "reward": best.reward, "components": best.components,
-               "evaluations": len(steps)}
+    result = conclude(workflow, best)
+    write_segmentation_csv(workflow, result.labels, out / "segmentation.csv")
+    summary = {"walls": result.has_walls, "verdict": result.verdict, "config": best.config_px,
+               "reward": best.reward, "components": best.components, "evaluations": len(steps),
+               "no_walls_below": NO_WALLS_BELOW}
     if best.reason:
         summary["reason"] = best.reason
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    save_segmentation_figure(out / "segmentation.png", workflow.image, best.segmentation,
-                             f"{name}: {search}, reward {best.reward:.3f}")
-    return best
+    title = f"{name}: {search}, reward {best.reward:.3f}" + ("" if result.has_walls else ", no walls")
+    save_segmentation_figure(out / "segmentation.png", workflow.image, result.segmentation, title)
+    return result
+
+
+def conclude(workflow: Workflow, best: Evaluation) -> Analysis:
+    """The search's best segmentation if it earned walls, else one domain over every atom."""
+    if best.reward >= NO_WALLS_BELOW:
+        return Analysis(best, True, atom_labels(workflow, best), best.segmentation)
+    one_domain = np.zeros(len(workflow.lattice.xy), dtype=int)
+    return Analysis(best, False, one_domain, workflow.cell_segmentation(one_domain))
 
 
 def atom_labels(workflow: Workflow, evaluation: Evaluation) -> np.ndarray:
@@ -77,9 +124,9 @@ def atom_labels(workflow: Workflow, evaluation: Evaluation) -> np.ndarray:
     return labels
 
 
-def write_segmentation_csv(workflow: Workflow, evaluation: Evaluation, path: Path) -> Path:
+def write_segmentation_csv(workflow: Workflow, labels: np.ndarray, path: Path) -> Path:
+    """One row per lattice atom: ``x,y,sublattice,label``."""
     lattice = workflow.lattice
-    labels = atom_labels(workflow, evaluation)
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["x", "y", "sublattice", "label"])

@@ -23,7 +23,7 @@ from scipy.stats import spearmanr
 
 from ferrogym.workflows.errors import InputError
 from ferrogym.workflows.images import ImageSet, SyntheticImages, as_image_set
-from ferrogym.workflows.rewards import REWARDS, RewardFn, get_reward
+from ferrogym.workflows.rewards import REWARDS, RewardFn, as_reward_result, get_reward
 from ferrogym.workflows.space import SEARCH_SPACE
 from ferrogym.workflows.workflow import Evaluation
 
@@ -67,7 +67,7 @@ def audit(
         evaluations = _evaluate_image(images, index, n_configs, seed)
         ari = [e.metrics["ari"] for e in evaluations]
         for name, function in functions.items():
-            values = [float(function(e.segmentation).value) for e in evaluations]
+            values = [as_reward_result(function(e.segmentation), name).value for e in evaluations]
             rows.append(
                 {"image": images.name(index), "family": image_family(images, index), "reward": name}
                 | agreement(values, ari)
@@ -91,9 +91,9 @@ def _evaluate_image(images: ImageSet, index: int, n_configs: int, seed: int) -> 
 
 
 def image_family(images: ImageSet, index: int) -> str:
-    """The domain pattern of a synthetic image (e.g. "stripes"), else "file"."""
+    """The family of a synthetic image (its domain pattern, or "phase_boundary"), else "file"."""
     if isinstance(images, SyntheticImages):
-        return images.params(images.seed(index)).domains
+        return images.params(images.seed(index)).family
     return FILE_FAMILY
 
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
 
 from ferrogym.workflows.errors import InputError
+from ferrogym.workflows.rewards import DEFAULT_REWARD
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,7 +104,7 @@ def _analyze_parser(commands) -> None:
     p.add_argument("--b-sites", type=Path, help="x,y file of B-site columns (with --a-sites)")
     p.add_argument("--search", default="bayes-gp", help="random, grid, bayes-gp, bayes-tpe or policy:DIR")
     p.add_argument("--budget", type=int, default=50)
-    p.add_argument("--reward", default="combined", help="reward name or module:function")
+    p.add_argument("--reward", default=DEFAULT_REWARD, help=f"reward name or module:function (default: {DEFAULT_REWARD})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("results/analysis"))
     p.add_argument("--no-progress", action="store_true")
@@ -143,7 +145,8 @@ def _run_audit(args) -> None:
     rewards = None
     if args.rewards:
         rewards = {name.strip(): name.strip() for name in args.rewards.split(",") if name.strip()}
-    rows = audit(args.images, args.configs, rewards, seed=args.seed, progress=None if args.no_progress else _ticker())
+    with _ticker(disable=args.no_progress) as tick:
+        rows = audit(args.images, args.configs, rewards, seed=args.seed, progress=tick)
     paths = write_audit(rows, summarise_audit(rows), args.out)
     print(paths[1].read_text() if len(paths) > 1 else "")
     print("written: " + ", ".join(str(p) for p in paths))
@@ -154,9 +157,10 @@ def _run_analyze(args) -> None:
 
     workflow = workflow_for(args.image, args.positions, args.a_sites, args.b_sites, reward=args.reward)
     name = str(args.image or args.positions or args.a_sites)
-    best = analyze(workflow, args.search, args.budget, args.out, seed=args.seed, name=name,
-                   progress=not args.no_progress)
-    print(f"best reward {best.reward:.3f} with {best.config_px}")
+    result = analyze(workflow, args.search, args.budget, args.out, seed=args.seed, name=name,
+                     progress=not args.no_progress)
+    print(f"best reward {result.best.reward:.3f} with {result.best.config_px}")
+    print(result.verdict)
     print(f"written: {args.out / 'segmentation.csv'}, {args.out / 'summary.json'}, {args.out / 'segmentation.png'}")
 
 
@@ -171,11 +175,23 @@ def _key_values(pairs: list[str]) -> dict:
     return result
 
 
-def _ticker():
+@contextmanager
+def _ticker(disable: bool = False):
+    """A progress bar of audited images as a callable (None when disabled); on an error the bar
+    is cleared, so bad input still ends with the one-line message alone."""
     from tqdm.auto import tqdm
 
+    if disable:
+        yield None
+        return
     bar = tqdm(desc="images audited", unit="image")
-    return bar.update
+    try:
+        yield bar.update
+    except BaseException:
+        bar.leave = False
+        raise
+    finally:
+        bar.close()
 
 
 if __name__ == "__main__":

@@ -37,8 +37,8 @@ class DomainWallsBanditEnv(DomainWallsBase):
 
     ## Rewards
 
-    The reward of the one evaluation: in [0, 1] for the built-in rewards (``combined``,
-    ``continuity``, ``straightness``); a custom reward has its own range.
+    The reward of the one evaluation: in [0, 1] for the built-in rewards (``order``,
+    the default, ``combined``, ``continuity``, ``straightness``); a custom reward has its own range.
 
     ## Starting State
 
@@ -62,7 +62,9 @@ class DomainWallsBanditEnv(DomainWallsBase):
 
     ## Version History
 
-    - v0: first version.
+    - v0: first version. The default reward became ``order`` (walls that are steps in the
+      image's order parameter) instead of ``combined``; ``reward="combined"`` gives the old
+      rewards. The id stays v0 until the policy issue changes the action space as well.
     """
 
     def __init__(self, images: Any = None, **kwargs):

@@ -14,7 +14,7 @@ import numpy as np
 from ferrogym.workflows.errors import InputError
 from ferrogym.workflows.figure import render_segmentation
 from ferrogym.workflows.images import ImageSet, as_image_set
-from ferrogym.workflows.rewards import get_reward
+from ferrogym.workflows.rewards import DEFAULT_REWARD, get_reward
 from ferrogym.workflows.space import SEARCH_SPACE
 from ferrogym.workflows.workflow import Evaluation, Workflow
 
@@ -35,7 +35,7 @@ class DomainWallsBase(gym.Env):
         *,
         positions: Any = None,
         sublattice: Any = None,
-        reward: Any = "combined",
+        reward: Any = DEFAULT_REWARD,
         cache_images: int = 8,
         render_mode: str | None = None,
     ):

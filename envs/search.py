@@ -47,8 +47,8 @@ class DomainWallsEnv(DomainWallsBase):
 
     With ``reward_mode="improvement"`` (default) a step earns how much it raised the best
     reward of the episode (the first step earns its reward), so the return is the best reward
-    found. With ``"raw"`` each step earns its own reward. Built-in rewards (``combined``,
-    ``continuity``, ``straightness``) lie in [0, 1]; a custom reward has its own range (the
+    found. With ``"raw"`` each step earns its own reward. Built-in rewards (``order``, the
+    default, ``combined``, ``continuity``, ``straightness``) lie in [0, 1]; a custom reward has its own range (the
     observation clips it to [-1, 1]). A configuration that cannot segment the image
     (``info["reason"]``) gets the reward of an empty segmentation, 0 for the built-ins.
 
@@ -80,7 +80,7 @@ class DomainWallsEnv(DomainWallsBase):
     | ``images`` | ``"synthetic:0-999"`` | image SPEC (``synthetic:A-B,field=value,field=low:high``, files, globs), a path, a list of paths, a 2-D array or an ``ImageSet`` |
     | ``positions`` | None | (N, 2) x, y array or position file(s), analysed without (or with the given) image |
     | ``sublattice`` | None | (N,) "A"/"B" for a positions array |
-    | ``reward`` | ``"combined"`` | registered reward name, ``"module:function"`` or a callable |
+    | ``reward`` | ``"order"`` | registered reward name, ``"module:function"`` or a callable |
     | ``budget`` | 20 | evaluations per episode |
     | ``reward_mode`` | ``"improvement"`` | ``"improvement"`` or ``"raw"`` |
     | ``cache_images`` | 8 | images whose analyses are kept between episodes |
@@ -88,7 +88,9 @@ class DomainWallsEnv(DomainWallsBase):
 
     ## Version History
 
-    - v0: first version.
+    - v0: first version. The default reward became ``order`` (walls that are steps in the
+      image's order parameter) instead of ``combined``; ``reward="combined"`` gives the old
+      rewards. The id stays v0 until the policy issue changes the action space as well.
     """
 
     def __init__(self, images: Any = None, *, budget: int = 20, reward_mode: str = "improvement", **kwargs):

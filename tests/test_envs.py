@@ -184,6 +184,22 @@ def test_custom_reward_by_string_in_a_two_process_vector_env():
         assert reward == pytest.approx(info["components"]["n_walls"] / (1 + info["components"]["n_walls"]))
 
 
+def test_plain_float_custom_reward_in_two_process_vector_env():
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import SubprocVecEnv
+
+    env_id = register_reward_env("WallShareTest", "reward_plugins:wall_share", images=SMALL, budget=2,
+                                 reward_mode="raw")
+    actions = np.stack(random_actions(2, seed=5))
+    vec = make_vec_env(env_id, n_envs=2, seed=0, vec_env_cls=SubprocVecEnv, vec_env_kwargs={"start_method": "spawn"})
+    vec.reset()
+    _, rewards, _, infos = vec.step(actions)
+    vec.close()
+    for info, reward in zip(infos, rewards):
+        assert info["components"] == {}
+        assert reward == pytest.approx(info["reward"]) and 0.0 <= reward < 1.0
+
+
 def test_custom_callable_reward_becomes_importable_by_name():
     env_id = register_reward_env("WallCountCallable", reward_plugins.wall_count, bandit=True, images=SMALL)
     env = gym.make(env_id)

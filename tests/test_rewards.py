@@ -12,14 +12,17 @@ from ferrogym.workflows.rewards import (
     LONG_WALL,
     REWARDS,
     RewardResult,
+    as_reward_result,
     combined_reward,
     continuity_reward,
     get_reward,
     island_fraction,
+    order_reward,
     register_reward,
     straightness_reward,
     wall_components,
 )
+from ferrogym.workflows.order import scale_order
 from ferrogym.workflows.walls import Segmentation
 
 from conftest import grid_segmentation
@@ -119,7 +122,7 @@ def test_get_reward_accepts_callable_name_and_module_path():
 
 
 def test_unknown_reward_name_lists_the_choices():
-    with pytest.raises(InputError, match=r"unknown reward 'combind'; use one of \['combined', 'continuity', 'straightness'.*'module:function'"):
+    with pytest.raises(InputError, match=r"unknown reward 'combind'; use one of \['combined', 'continuity', 'order', 'straightness'.*'module:function'"):
         get_reward("combind")
 
 
@@ -408,3 +411,92 @@ def test_reward_is_scale_free():
 def test_module_constants_are_documented_values():
     assert rewards_module.LONG_WALL == 4.0
     assert rewards_module.ISLAND_SHARE == 0.01
+
+
+# ------------------------------------------------------------------ order-parameter rewards
+
+
+def ordered(labels, order_values, seed=0, noise=0.1) -> Segmentation:
+    """A grid segmentation carrying an order parameter: ``order_values`` plus Gaussian noise."""
+    base = seg(labels)
+    values = np.asarray(order_values, float).reshape(M, -1)
+    values = values + np.random.default_rng(seed).normal(0, noise, values.shape)
+    order = scale_order(values, [f"z{k}" for k in range(values.shape[1])], XY, base.bonds, 0.0)
+    return Segmentation(XY, base.labels, A, order=order)
+
+
+def step_order():
+    """Two variants meeting at x = 9.5: opposite displacement vectors."""
+    return np.where((X > 9.5)[:, None], [[-1.0, 0.0]], [[1.0, 0.0]])
+
+
+def test_a_step_in_the_order_parameter_is_a_wall():
+    result = order_reward(ordered(straight_wall(), step_order()))
+    assert result.components["wall_contrast"] == pytest.approx(1.0)
+    assert result.components["uniformity"] > 0.95
+    assert result.value > 0.95
+
+
+def test_a_ramp_cut_into_bands_earns_nothing():
+    """A smooth gradient (0.2 per cell, twice the noise) split in two: uniform enough, but no step."""
+    segmentation = ordered(straight_wall(), 0.2 * X)
+    result = order_reward(segmentation)
+    assert result.components["uniformity"] > 0.7  # geometry and uniformity alone would accept it
+    assert result.components["wall_contrast"] < 0.2
+    assert result.value < 0.15
+    assert combined_reward(segmentation).value > 0.9  # what the geometric reward says
+
+
+def test_two_variants_merged_into_one_domain_lose_uniformity():
+    """Four stripes of four variants: the 2-label answer (1st+3rd, 2nd+4th) keeps every wall but
+    mixes two variants in each domain."""
+    stripe = np.minimum(X // 5, 3).astype(int)
+    variants = np.array([[1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]])
+    truth = order_reward(ordered(stripe, variants[stripe]))
+    merged = order_reward(ordered(stripe % 2, variants[stripe]))
+    assert truth.components["wall_contrast"] == pytest.approx(1.0)
+    assert merged.components["wall_contrast"] == pytest.approx(1.0)
+    assert merged.components["uniformity"] < 0.1 < 0.95 < truth.components["uniformity"]
+    assert merged.value < 0.1 < 0.95 < truth.value
+
+
+def test_one_domain_and_walls_in_noise_score_zero():
+    noise_only = np.zeros((M, 2))
+    assert order_reward(ordered(np.zeros(M, int), noise_only)).value == 0.0
+    split = order_reward(ordered(straight_wall(), noise_only))
+    assert split.components["wall_contrast"] < 0.2 and split.value < 0.05
+
+
+def test_a_misplaced_wall_scores_less_than_the_true_one():
+    true_wall = order_reward(ordered(straight_wall(), step_order())).value
+    shifted = order_reward(ordered((X > 12.5).astype(int), step_order())).value
+    assert shifted < 0.5 * true_wall
+
+
+def test_order_rewards_need_an_order_parameter():
+    with pytest.raises(InputError, match="order parameter"):
+        order_reward(seg(straight_wall()))
+
+
+def test_a_custom_reward_may_return_a_plain_number():
+    assert as_reward_result(0.25) == RewardResult(0.25, {})
+    assert as_reward_result(np.float32(0.5)) == RewardResult(0.5, {})
+    result = RewardResult(0.1, {"x": 1.0})
+    assert as_reward_result(result) is result
+    with pytest.raises(InputError, match="returns a number or a RewardResult"):
+        as_reward_result("high", "mine")
+
+
+def test_an_order_parameter_without_variation_has_no_walls():
+    flat = scale_order(np.ones((M, 1)), ["flat"], XY, seg(straight_wall()).bonds, 0.0)
+    assert flat.values.shape == (M, 0)
+    result = order_reward(Segmentation(XY, straight_wall(), A, order=flat))
+    assert result.value == 0.0 and result.components["wall_contrast"] == 0.0
+
+
+def test_an_exact_step_is_a_full_wall():
+    """Noise-free input: neighbours inside a domain are equal, so the step is infinitely clear."""
+    base = seg(straight_wall())
+    exact = scale_order(step_order(), ["x", "y"], XY, base.bonds, 0.0)
+    result = order_reward(Segmentation(XY, straight_wall(), A, order=exact))
+    assert result.components["wall_contrast"] == 1.0 and result.value == pytest.approx(1.0)

@@ -18,12 +18,32 @@ labelled sites, ``n_s`` the number of wall points of segment s):
   over segments (one pair of domains each), with ``r_s`` the RMS residual of a line fit and
   ``l_s`` the segment length; short fragments count as less straight, since two points always
   lie on a line.
-- rewards: ``continuity`` = C (1 - I), ``straightness`` = T (1 - I), ``combined`` =
-  C T (1 - I). All are 0 with fewer than two labels or no walls: a segmentation without walls
-  says nothing about walls.
+- rewards of the reference study: ``continuity`` = C (1 - I), ``straightness`` = T (1 - I),
+  ``combined`` = C T (1 - I).
 
-A custom reward is any callable ``reward(segmentation) -> RewardResult`` registered with
-:func:`register_reward`, or named as ``"module:function"``.
+Geometry alone cannot tell two variants merged into one domain, or a smooth gradient cut into
+bands, from true domains. The order-parameter components judge every segmentation on the
+image's order parameter ``z`` (:mod:`~ferrogym.workflows.order`: B-site displacement and
+column-intensity ratio, or the local lattice; fixed per image, in units of its neighbour noise):
+
+- ``uniformity`` U = share of the variance of ``z`` over the labelled sites that the labels
+  explain, ``1 - sum_k sum_{i in k} |z_i - mean_k|^2 / sum_i |z_i - mean|^2``: low when a
+  domain holds two variants.
+- ``wall_contrast`` S = sum of ``n_s * clip((c_s - c0) / (c1 - c0), 0, 1)`` / sum of ``n_s``
+  over segments (c0 = ``NOISE_CONTRAST`` = 1.5, c1 = ``STEP_CONTRAST`` = 3.5), with ``c_s``
+  the median bond contrast across the segment's wall
+  points (the jump of ``z`` across the wall over the typical jump between neighbours of the
+  same bond direction, :meth:`~ferrogym.workflows.order.OrderParameter.contrast`): 1 for a
+  step, 0 for a ramp or for noise. Segments whose contrast is undefined are left out.
+- reward: ``order`` = U S (1 - I), the default (it won the reward audit, see the README).
+  Below :data:`NO_WALLS_BELOW` no wall is a step: ``ferrogym analyze`` then reports one
+  domain.
+
+All rewards are 0 with fewer than two labels or no walls: a segmentation without walls says
+nothing about walls.
+
+A custom reward is any callable ``reward(segmentation)`` returning a :class:`RewardResult` or
+a plain number, registered with :func:`register_reward`, or named as ``"module:function"``.
 """
 
 from __future__ import annotations
@@ -41,6 +61,15 @@ from .walls import Segmentation
 LONG_WALL = 4.0
 #: Regions with fewer interior sites than max(3, this share of the sites) are islands.
 ISLAND_SHARE = 0.01
+#: A wall whose median bond contrast is at most this is noise (the typical neighbour difference
+#: is 1; the median over a short wall of noise bonds scatters up to about 1.5).
+NOISE_CONTRAST = 1.5
+#: A wall whose median bond contrast reaches this is a full step.
+STEP_CONTRAST = 3.5
+#: The reward ``ferrogym analyze``, the envs and the searchers use unless told otherwise.
+DEFAULT_REWARD = "order"
+#: A best ``order`` reward below this means no configuration found walls: one domain.
+NO_WALLS_BELOW = 0.25
 
 
 @dataclass(frozen=True)
@@ -63,6 +92,22 @@ def register_reward(name: str, reward: RewardFn | None = None):
         return function
 
     return add(reward) if reward is not None else add
+
+
+def as_reward_result(value, reward=None) -> RewardResult:
+    """A reward's return value as a RewardResult: itself, or a real number with no components.
+
+    Every caller of a reward goes through this, so a custom reward may return a plain float."""
+    if isinstance(value, RewardResult):
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InputError(
+            f"reward {reward!r} returned {type(value).__name__} {value!r}; a reward returns a number "
+            "or a RewardResult"
+        ) from None
+    return RewardResult(number)
 
 
 def get_reward(reward: str | RewardFn) -> RewardFn:
@@ -129,6 +174,47 @@ def island_fraction(segmentation: Segmentation) -> float:
     return float(island_sites(segmentation).sum() / labelled.sum()) if labelled.any() else 1.0
 
 
+def order_components(segmentation: Segmentation) -> dict[str, float]:
+    """Uniformity and wall contrast on the segmentation's order parameter (see module docs)."""
+    order = segmentation.order
+    if order is None:
+        raise InputError(
+            "this reward judges walls on the image's order parameter, but the segmentation has none "
+            "(Segmentation.order is None); build segmentations with a Workflow, or pass order="
+        )
+    return {"uniformity": uniformity(segmentation), "wall_contrast": wall_contrast(segmentation)}
+
+
+def uniformity(segmentation: Segmentation) -> float:
+    """Share of the order parameter's variance over the labelled sites that the labels explain."""
+    z, labels = segmentation.order.values, segmentation.labels
+    known = (labels >= 0) & np.isfinite(z).all(axis=1)
+    z, labels = z[known], labels[known]
+    total = float(((z - z.mean(axis=0)) ** 2).sum()) if len(z) else 0.0
+    if total == 0:
+        return 0.0
+    _, index = np.unique(labels, return_inverse=True)
+    counts = np.bincount(index)
+    means = np.stack([np.bincount(index, weights=column) for column in z.T], axis=1) / counts[:, None]
+    within = float(((z - means[index]) ** 2).sum())
+    return max(0.0, 1.0 - within / total)
+
+
+def wall_contrast(segmentation: Segmentation) -> float:
+    """Wall-point-weighted step score of the segments (see module docs); 0 without walls."""
+    if len(segmentation.wall_bonds) == 0:
+        return 0.0
+    contrast = segmentation.order.contrast(segmentation.xy, segmentation.wall_bonds)
+    segment = segmentation.segment_index
+    defined = np.isfinite(contrast)
+    points = np.bincount(segment[defined], minlength=segment.max() + 1).astype(float)
+    if points.sum() == 0:
+        return 0.0
+    median = np.array([np.median(contrast[defined & (segment == k)]) if points[k] else 0.0 for k in range(len(points))])
+    step = np.clip((median - NOISE_CONTRAST) / (STEP_CONTRAST - NOISE_CONTRAST), 0.0, 1.0)
+    return float(np.sum(points * step) / points.sum())
+
+
 def _has_walls(components: dict[str, float]) -> bool:
     return components["n_labels"] >= 2 and components["n_walls"] > 0
 
@@ -151,7 +237,16 @@ def straightness_reward(segmentation: Segmentation) -> RewardResult:
 
 @register_reward("combined")
 def combined_reward(segmentation: Segmentation) -> RewardResult:
-    """C T (1 - I): the default reward."""
+    """C T (1 - I): the reference study's continuous, straight walls."""
     c = wall_components(segmentation)
     value = c["continuity"] * c["straightness"] * (1 - c["islands"]) if _has_walls(c) else 0.0
     return RewardResult(value, c)
+
+
+@register_reward("order")
+def order_reward(segmentation: Segmentation) -> RewardResult:
+    """U S (1 - I): domains uniform in the order parameter, walls that are steps in it (the default)."""
+    c = wall_components(segmentation) | order_components(segmentation)
+    value = c["uniformity"] * c["wall_contrast"] * (1 - c["islands"]) if _has_walls(c) else 0.0
+    return RewardResult(value, c)
+

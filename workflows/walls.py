@@ -29,6 +29,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
+from .order import OrderParameter
+
 #: Wall points within this many bond lengths belong to one wall.
 SEGMENT_LINK = 1.1
 #: Sites are bonded up to this many times the longer cell side.
@@ -67,12 +69,15 @@ class Segmentation:
     spacing : lattice constant of this sublattice in pixels (the shorter cell side).
     long_spacing : the longer cell side for rectangular cells (a [110] view), else None.
         Sites are bonded along both sides, never along the (longer still) diagonals.
+    order : the image's order parameter on these sites (see :mod:`~ferrogym.workflows.order`),
+        which the order-parameter rewards need; None for geometry alone.
     """
 
     xy: np.ndarray
     labels: np.ndarray
     spacing: float
     long_spacing: float | None = None
+    order: OrderParameter | None = None
 
     @property
     def bond_length(self) -> float:
@@ -123,12 +128,17 @@ class Segmentation:
         return self._group_walls(self.network_index)
 
     @cached_property
-    def segments(self) -> list[WallSegment]:
-        """Connected groups of wall points between one pair of labels, in a fixed order."""
+    def segment_index(self) -> np.ndarray:
+        """Index into :attr:`segments` of each wall point."""
         sides = np.sort(self.labels[self.wall_bonds], axis=1)
         links = self._wall_links
         same_sides = (sides[links[:, 0]] == sides[links[:, 1]]).all(axis=1)
-        return self._group_walls(_components(links[same_sides], len(self.wall_points)))
+        return _components(links[same_sides], len(self.wall_points))
+
+    @cached_property
+    def segments(self) -> list[WallSegment]:
+        """Connected groups of wall points between one pair of labels, in a fixed order."""
+        return self._group_walls(self.segment_index)
 
     @cached_property
     def wall_on_border(self) -> np.ndarray:

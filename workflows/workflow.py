@@ -27,7 +27,8 @@ from .errors import InputError
 from .io import ImageData, PositionsData, load_image, load_positions, validate_image, validate_positions
 from .lattice import AtomLattice, lattice_from_columns, lattice_from_positions
 from .metrics import match_positions, variant_ari, wall_f1
-from .rewards import RewardFn, get_reward
+from .order import OrderParameter, measure_order
+from .rewards import DEFAULT_REWARD, RewardFn, as_reward_result, get_reward
 from .space import SEARCH_SPACE, SearchSpace
 from .synthetic import GroundTruth, SyntheticSample
 from .walls import Segmentation
@@ -74,6 +75,8 @@ class Workflow:
         :func:`~ferrogym.workflows.lattice.lattice_from_positions` for why it matters).
     truth : ground truth of a synthetic image, enabling :attr:`Evaluation.metrics`.
     reward : registered name, ``"module:function"`` or callable.
+    order_parameter : kind of the image's order parameter the rewards judge walls on
+        (:data:`~ferrogym.workflows.order.ORDER_KINDS`).
     space : the search space configurations are validated against.
     seed : random state of the clustering.
     """
@@ -85,7 +88,8 @@ class Workflow:
         positions: np.ndarray | PositionsData | None = None,
         sublattice: np.ndarray | None = None,
         truth: GroundTruth | None = None,
-        reward: str | RewardFn = "combined",
+        reward: str | RewardFn = DEFAULT_REWARD,
+        order_parameter: str = "auto",
         space: SearchSpace = SEARCH_SPACE,
         seed: int = 0,
     ):
@@ -95,6 +99,7 @@ class Workflow:
         self.positions = _as_positions(positions, sublattice)
         self.truth = truth
         self.reward_fn = get_reward(reward)
+        self.order_parameter = order_parameter
         self.space = space
         self.seed = seed
         self._features: dict[tuple, Features | DescriptorUnavailable] = {}
@@ -144,6 +149,13 @@ class Workflow:
                 "Use a larger field of view"
             )
         return lattice
+
+    @cached_property
+    def order(self) -> OrderParameter:
+        """The image's order parameter on the cell sites, measured once (see ``order_parameter``)."""
+        lattice = self.lattice
+        everything = self._on_cells(np.zeros(len(lattice.cell_sites), dtype=int), with_order=False)
+        return measure_order(lattice, everything.bonds, self.order_parameter)
 
     @cached_property
     def truth_variant(self) -> np.ndarray | None:
@@ -209,7 +221,7 @@ class Workflow:
         except (DescriptorUnavailable, DegenerateClustering) as error:
             reason = str(error)
         segmentation = self.cell_segmentation(atom_labels)
-        result = self.reward_fn(segmentation)
+        result = as_reward_result(self.reward_fn(segmentation), self.reward_fn)
         self._last = Evaluation(
             config=config,
             config_px=self.config_in_pixels(config),
@@ -239,11 +251,13 @@ class Workflow:
             labels[has_cage] = _cage_majority(atom_labels[cage[has_cage]])
         return self._on_cells(labels)
 
-    def _on_cells(self, labels: np.ndarray) -> Segmentation:
-        """A segmentation of the cell sites with these labels, bonded along both cell sides."""
+    def _on_cells(self, labels: np.ndarray, with_order: bool = True) -> Segmentation:
+        """A segmentation of the cell sites with these labels, bonded along both cell sides,
+        carrying the image's order parameter."""
         lattice = self.lattice
         a = lattice.lattice_constant_px
-        return Segmentation(lattice.xy[lattice.cell_sites], labels, a, long_spacing=lattice.cell_area_px / a)
+        return Segmentation(lattice.xy[lattice.cell_sites], labels, a, long_spacing=lattice.cell_area_px / a,
+                            order=self.order if with_order else None)
 
     @cached_property
     def truth_segmentation(self) -> Segmentation | None:
