@@ -5,14 +5,16 @@ Plain numpy / scikit-learn / scikit-image; no Gymnasium here (environments live 
 
 - :mod:`.io` reads images and positions, :mod:`.synthetic` makes images with ground truth;
 - :mod:`.atoms` finds columns, :mod:`.lattice` splits sublattices and measures cells;
-- :mod:`.descriptors` (a registry), :mod:`.clustering`, :mod:`.walls`, :mod:`.rewards`
-  (a registry), :mod:`.metrics` (truth), :mod:`.space` (the one search-space schema);
+- :mod:`.descriptors` (a registry), :mod:`.clustering`, :mod:`.walls`, :mod:`.order` (the
+  image's order parameter the rewards judge walls on), :mod:`.rewards` (a registry),
+  :mod:`.metrics` (truth), :mod:`.space` (the one search-space schema);
 - :mod:`.workflow` ties them together with per-image caching, :mod:`.figure` draws.
 """
 
 from .errors import InputError
 from .io import ImageData, PositionsData, load_image, load_positions
-from .rewards import REWARDS, RewardResult, get_reward, register_reward
+from .order import ORDER_KINDS, OrderParameter
+from .rewards import DEFAULT_REWARD, REWARDS, RewardResult, get_reward, register_reward
 from .space import SEARCH_SPACE, Param, SearchSpace
 from .synthetic import GroundTruth, SyntheticParams, SyntheticSample, generate, sample_params
 from .walls import Segmentation
@@ -24,6 +26,9 @@ __all__ = [
     "PositionsData",
     "load_image",
     "load_positions",
+    "ORDER_KINDS",
+    "OrderParameter",
+    "DEFAULT_REWARD",
     "REWARDS",
     "RewardResult",
     "get_reward",

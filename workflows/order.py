@@ -34,6 +34,7 @@ alike), far above 1 across a real step.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -109,11 +110,12 @@ def scale_order(raw: np.ndarray, names, xy: np.ndarray, bonds: np.ndarray, orien
     """An :class:`OrderParameter` from raw columns (M, d) on sites ``xy`` bonded by ``bonds``:
     each column divided by its neighbour noise, the contrast scale measured per bond sector."""
     raw = np.asarray(raw, dtype=float).reshape(len(xy), -1)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (no peaks, no cages)
         differences = np.abs(raw[bonds[:, 0]] - raw[bonds[:, 1]])
         noise = np.nanmedian(differences, axis=0) if len(bonds) else np.full(raw.shape[1], np.nan)
         size = np.nanmax(np.abs(raw), axis=0) if len(raw) else np.full(raw.shape[1], np.nan)
-    varies = np.isfinite(noise) & np.isfinite(size) & (np.nanmax(differences, axis=0, initial=0.0) > 0)
+        varies = np.isfinite(noise) & np.isfinite(size) & (np.nanmax(differences, axis=0, initial=0.0) > 0)
     noise = np.maximum(noise, EXACT * size)  # exact positions: steps still count, sameness is 0
     values = raw[:, varies] / noise[varies]
     names = tuple(str(n) for n in np.asarray(names)[varies])

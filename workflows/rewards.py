@@ -53,6 +53,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import ndimage
 
 from .errors import InputError
 from .walls import Segmentation
@@ -205,12 +206,13 @@ def wall_contrast(segmentation: Segmentation) -> float:
     if len(segmentation.wall_bonds) == 0:
         return 0.0
     contrast = segmentation.order.contrast(segmentation.xy, segmentation.wall_bonds)
-    segment = segmentation.segment_index
     defined = np.isfinite(contrast)
-    points = np.bincount(segment[defined], minlength=segment.max() + 1).astype(float)
-    if points.sum() == 0:
+    if not defined.any():
         return 0.0
-    median = np.array([np.median(contrast[defined & (segment == k)]) if points[k] else 0.0 for k in range(len(points))])
+    segment = segmentation.segment_index[defined]
+    present = np.unique(segment)
+    points = np.bincount(segment)[present]
+    median = np.asarray(ndimage.median(contrast[defined], labels=segment, index=present))
     step = np.clip((median - NOISE_CONTRAST) / (STEP_CONTRAST - NOISE_CONTRAST), 0.0, 1.0)
     return float(np.sum(points * step) / points.sum())
 
