@@ -500,3 +500,12 @@ def test_an_exact_step_is_a_full_wall():
     exact = scale_order(step_order(), ["x", "y"], XY, base.bonds, 0.0)
     result = order_reward(Segmentation(XY, straight_wall(), A, order=exact))
     assert result.components["wall_contrast"] == 1.0 and result.value == pytest.approx(1.0)
+
+
+def test_a_small_true_domain_is_not_an_island_to_the_order_reward():
+    """A 3 x 3 domain with its own variant: an island by the geometric rule, a clean step in z."""
+    small = ((np.abs(X - 10) <= 1) & (np.abs(Y - 10) <= 1)).astype(int)
+    values = np.where(small[:, None] == 1, [[-1.0, 0.0]], [[1.0, 0.0]])
+    result = order_reward(ordered(small, values))
+    assert result.components["islands"] > 0  # what the geometric rewards hold against it
+    assert result.value > 0.9

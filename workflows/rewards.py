@@ -26,16 +26,25 @@ bands, from true domains. The order-parameter components judge every segmentatio
 image's order parameter ``z`` (:mod:`~ferrogym.workflows.order`: B-site displacement and
 column-intensity ratio, or the local lattice; fixed per image, in units of its neighbour noise):
 
-- ``uniformity`` U = share of the variance of ``z`` over the labelled sites that the labels
-  explain, ``1 - sum_k sum_{i in k} |z_i - mean_k|^2 / sum_i |z_i - mean|^2``: low when a
-  domain holds two variants.
+- ``uniformity`` U = share of the structure of ``z`` (its variance beyond white noise) over the
+  labelled sites that the labels explain: ``U = sum_j min(R_j, w_j) / sum_j w_j`` with, per
+  column j, the explained share adjusted for the K labels fitted to the n sites, ``R_j = 1 -
+  [sum_k sum_{i in k} (z_ij - mean_kj)^2 / (n - K)] / [sum_i (z_ij - mean_j)^2 / (n - 1)]``
+  (labels fitted to few sites explain noise too), and the structured share ``w_j = clip(1 - NOISE_VARIANCE / var_j, 0,
+  1)``. Labels that follow every step explain all the structure and none of the noise (U = 1);
+  low when a domain holds two variants or two phases. A column of noise alone does not count;
+  a weak but clean step (a phase boundary in intensity) counts as much as a strong one.
 - ``wall_contrast`` S = sum of ``n_s * clip((c_s - c0) / (c1 - c0), 0, 1)`` / sum of ``n_s``
   over segments (c0 = ``NOISE_CONTRAST`` = 1.5, c1 = ``STEP_CONTRAST`` = 3.5), with ``c_s``
   the median bond contrast across the segment's wall
   points (the jump of ``z`` across the wall over the typical jump between neighbours of the
   same bond direction, :meth:`~ferrogym.workflows.order.OrderParameter.contrast`): 1 for a
-  step, 0 for a ramp or for noise. Segments whose contrast is undefined are left out.
-- reward: ``order`` = U S (1 - I), the default (it won the reward audit, see the README).
+  step, 0 for a ramp or for noise. A wall bond with an end where the order parameter is
+  undefined (an incomplete cage at the border) proves no step and counts as contrast 0, so
+  labels where the ruler cannot reach earn nothing.
+- reward: ``order`` = U S, the default (it won the reward audit, see the README). It leaves
+  out the islands penalty: a true domain of a few cells on a small image is an "island" by
+  that rule, while specks of noise are already walls without a step.
   Below :data:`NO_WALLS_BELOW` no wall is a step: ``ferrogym analyze`` then reports one
   domain.
 
@@ -67,6 +76,9 @@ ISLAND_SHARE = 0.01
 NOISE_CONTRAST = 1.5
 #: A wall whose median bond contrast reaches this is a full step.
 STEP_CONTRAST = 3.5
+#: Variance of white noise in the order parameter's units (its neighbour differences have
+#: median absolute value 1): 1 / (2 * 0.6745^2).
+NOISE_VARIANCE = 1.0 / (2.0 * 0.6745**2)
 #: The reward ``ferrogym analyze``, the envs and the searchers use unless told otherwise.
 DEFAULT_REWARD = "order"
 #: A best ``order`` reward below this means no configuration found walls: one domain.
@@ -187,18 +199,25 @@ def order_components(segmentation: Segmentation) -> dict[str, float]:
 
 
 def uniformity(segmentation: Segmentation) -> float:
-    """Share of the order parameter's variance over the labelled sites that the labels explain."""
+    """Share of the order parameter's variance beyond noise that the labels explain (see module docs)."""
     z, labels = segmentation.order.values, segmentation.labels
     known = (labels >= 0) & np.isfinite(z).all(axis=1)
     z, labels = z[known], labels[known]
-    total = float(((z - z.mean(axis=0)) ** 2).sum()) if len(z) else 0.0
-    if total == 0:
+    if len(z) < 2:
         return 0.0
-    _, index = np.unique(labels, return_inverse=True)
-    counts = np.bincount(index)
-    means = np.stack([np.bincount(index, weights=column) for column in z.T], axis=1) / counts[:, None]
-    within = float(((z - means[index]) ** 2).sum())
-    return max(0.0, 1.0 - within / total)
+    total = z.var(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        signal = np.where(total > 0, np.clip(1.0 - NOISE_VARIANCE / total, 0.0, 1.0), 0.0)
+        if signal.sum() == 0:
+            return 0.0
+        _, index = np.unique(labels, return_inverse=True)
+        n, k = len(z), index.max() + 1
+        if n <= k:
+            return 0.0
+        means = np.stack([np.bincount(index, weights=column) for column in z.T], axis=1) / np.bincount(index)[:, None]
+        within = ((z - means[index]) ** 2).sum(axis=0) / (n - k)  # unbiased: k labels fit noise too
+        explained = np.where(total > 0, 1.0 - within / (total * n / (n - 1)), 0.0)
+    return float(np.sum(np.clip(np.minimum(explained, signal), 0.0, None)) / signal.sum())
 
 
 def wall_contrast(segmentation: Segmentation) -> float:
@@ -206,13 +225,11 @@ def wall_contrast(segmentation: Segmentation) -> float:
     if len(segmentation.wall_bonds) == 0:
         return 0.0
     contrast = segmentation.order.contrast(segmentation.xy, segmentation.wall_bonds)
-    defined = np.isfinite(contrast)
-    if not defined.any():
-        return 0.0
-    segment = segmentation.segment_index[defined]
+    contrast = np.nan_to_num(contrast, nan=0.0)  # an end without order parameter proves no step
+    segment = segmentation.segment_index
     present = np.unique(segment)
     points = np.bincount(segment)[present]
-    median = np.asarray(ndimage.median(contrast[defined], labels=segment, index=present))
+    median = np.asarray(ndimage.median(contrast, labels=segment, index=present))
     step = np.clip((median - NOISE_CONTRAST) / (STEP_CONTRAST - NOISE_CONTRAST), 0.0, 1.0)
     return float(np.sum(points * step) / points.sum())
 
@@ -247,8 +264,8 @@ def combined_reward(segmentation: Segmentation) -> RewardResult:
 
 @register_reward("order")
 def order_reward(segmentation: Segmentation) -> RewardResult:
-    """U S (1 - I): domains uniform in the order parameter, walls that are steps in it (the default)."""
+    """U S: domains uniform in the order parameter, walls that are steps in it (the default)."""
     c = wall_components(segmentation) | order_components(segmentation)
-    value = c["uniformity"] * c["wall_contrast"] * (1 - c["islands"]) if _has_walls(c) else 0.0
+    value = c["uniformity"] * c["wall_contrast"] if _has_walls(c) else 0.0
     return RewardResult(value, c)
 
