@@ -169,32 +169,31 @@ def test_reward_keyword_picks_a_built_in(small_sample):
     assert reward == expected and info["metrics"] == {}  # an array carries no truth
 
 
-def test_custom_reward_by_string_in_a_two_process_vector_env():
+def step_two_spawned_processes(env_id: str) -> tuple[np.ndarray, list[dict]]:
+    """Rewards and infos of one step of SB3's SubprocVecEnv (fresh 'spawn' processes) on env_id."""
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import SubprocVecEnv
 
-    env_id = register_reward_env("WallCountTest", "reward_plugins:wall_count", images=SMALL, budget=2)
-    assert env_id == "ferrogym.envs:ferrogym/WallCountTest-v0"
     actions = np.stack(random_actions(2, seed=5))
     vec = make_vec_env(env_id, n_envs=2, seed=0, vec_env_cls=SubprocVecEnv, vec_env_kwargs={"start_method": "spawn"})
     vec.reset()
     _, rewards, _, infos = vec.step(actions)
     vec.close()
+    return rewards, infos
+
+
+def test_custom_reward_by_string_in_a_two_process_vector_env():
+    env_id = register_reward_env("WallCountTest", "reward_plugins:wall_count", images=SMALL, budget=2)
+    assert env_id == "ferrogym.envs:ferrogym/WallCountTest-v0"
+    rewards, infos = step_two_spawned_processes(env_id)
     for info, reward in zip(infos, rewards):
         assert reward == pytest.approx(info["components"]["n_walls"] / (1 + info["components"]["n_walls"]))
 
 
 def test_plain_float_custom_reward_in_two_process_vector_env():
-    from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.vec_env import SubprocVecEnv
-
     env_id = register_reward_env("WallShareTest", "reward_plugins:wall_share", images=SMALL, budget=2,
                                  reward_mode="raw")
-    actions = np.stack(random_actions(2, seed=5))
-    vec = make_vec_env(env_id, n_envs=2, seed=0, vec_env_cls=SubprocVecEnv, vec_env_kwargs={"start_method": "spawn"})
-    vec.reset()
-    _, rewards, _, infos = vec.step(actions)
-    vec.close()
+    rewards, infos = step_two_spawned_processes(env_id)
     for info, reward in zip(infos, rewards):
         assert info["components"] == {}
         assert reward == pytest.approx(info["reward"]) and 0.0 <= reward < 1.0
