@@ -3,8 +3,8 @@
 A run directory keeps everything needed to reproduce the run and to reuse its policy as a
 searcher (:mod:`ferrogym.agents.policy`):
 
-- ``run.json``: algorithm, env id and keyword arguments, evaluation images, seed, number of
-  envs, timesteps done and training seconds (updated at every checkpoint), package versions;
+- ``run.json``: algorithm, env id and keyword arguments, the reward trained on (``reward``),
+  evaluation images, seed, number of envs, timesteps done and training seconds (updated at every checkpoint), package versions;
 - ``hyperparams.yml``: the exact hyperparameters used (from a Zoo-style YAML file);
 - ``model.zip``: the final model; ``checkpoints/``: regular checkpoints (``--resume`` continues
   from the newest); ``best/``: the best model on the held-out images;
@@ -34,6 +34,7 @@ import ferrogym.envs  # noqa: F401  (registers the ids)
 from ferrogym.envs import DiscreteActions
 from ferrogym.envs.registration import BUILT_IN
 from ferrogym.workflows.errors import InputError
+from ferrogym.workflows.rewards import REWARDS
 
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "dqn": DQN}
 #: Algorithms that need a Discrete action space (wrapped with DiscreteActions).
@@ -163,7 +164,7 @@ def train(
         "discrete": algo in DISCRETE,
     }
     _check_jsonable(run)
-    _check_env(env_id, run["env_kwargs"])
+    run["reward"] = _check_env(env_id, run["env_kwargs"])
     if eval_images:
         _check_env(env_id, {**run["env_kwargs"], "images": eval_images})
     previous = _read_run(out) if resume else None
@@ -274,6 +275,15 @@ def _read_run(out: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def reward_name(reward) -> str:
+    """How run.json names the reward a policy is trained on: its registered name, else
+    ``module:qualname``."""
+    registered = [name for name, function in REWARDS.items() if function is reward]
+    if registered:
+        return registered[0]
+    return f"{getattr(reward, '__module__', '?')}:{getattr(reward, '__qualname__', repr(reward))}"
+
+
 def _check_same_run(previous: dict, run: dict) -> None:
     for key, value in run.items():
         if key in previous and previous[key] != value:
@@ -283,16 +293,18 @@ def _check_same_run(previous: dict, run: dict) -> None:
             )
 
 
-def _check_env(env_id: str, env_kwargs: dict) -> None:
+def _check_env(env_id: str, env_kwargs: dict) -> str:
     """Make the env once here, so bad env arguments end as an InputError of this process rather
-    than as tracebacks of subprocess envs and a broken pipe."""
+    than as tracebacks of subprocess envs and a broken pipe; return the name of its reward."""
     try:
         env = gym.make(importable_id(env_id), **env_kwargs)
     except TypeError as error:
         raise InputError(f"env {env_id!r} does not take these arguments ({error}); check --env-kwarg") from None
     except gym.error.Error as error:
         raise InputError(f"env {env_id!r}: {error}") from None
+    name = reward_name(env.unwrapped.reward_fn)
     env.close()
+    return name
 
 
 def _check_jsonable(run: dict) -> None:

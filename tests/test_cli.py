@@ -63,6 +63,7 @@ def test_train_keeps_everything_needed_to_reproduce_and_reuse(trained_run):
     run = json.loads((trained_run / "run.json").read_text())
     assert run["algo"] == "ppo" and run["env_id"] == "ferrogym/DomainWalls-v0"
     assert run["env_kwargs"] == {"images": TRAIN_IMAGES, "budget": 4}
+    assert run["reward"] == "order"  # the default, named, so a later change of default cannot hide
     assert run["timesteps"] == 32 and run["train_seconds"] > 0 and run["seed"] == 0
     assert yaml.safe_load((trained_run / "hyperparams.yml").read_text()) == TINY_PPO
     assert (trained_run / "model.zip").is_file() and (trained_run / "best" / "best_model.zip").is_file()
@@ -92,6 +93,8 @@ def test_resume_continues_from_the_newest_checkpoint(tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         main(train_args(tmp_path / "run", hyperparams, 64, "ppo", "--resume", "--seed", "3"))
     assert exit_info.value.code == 2
+    with pytest.raises(SystemExit):  # another reward is another run
+        main(train_args(tmp_path / "run", hyperparams, 64, "ppo", "--resume", "--env-kwarg", "reward=combined"))
     with pytest.raises(SystemExit):
         main(train_args(tmp_path / "run", hyperparams, 64))  # an existing run needs --resume
 
