@@ -35,7 +35,7 @@ alike), far above 1 across a real step.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -70,13 +70,15 @@ class OrderParameter:
 
     def contrast(self, xy: np.ndarray, bonds: np.ndarray) -> np.ndarray:
         """(E,) contrast of each bond (index pairs into the cell sites); NaN where undefined."""
-        return _difference_length(self.values, bonds) / self.sector_scale[self._sector(xy, bonds)]
+        sectors = bond_sectors(xy, bonds, self.orientation_deg)
+        return _difference_length(self.values, bonds) / self.sector_scale[sectors]
 
-    def _sector(self, xy: np.ndarray, bonds: np.ndarray) -> np.ndarray:
-        d = xy[bonds[:, 1]] - xy[bonds[:, 0]]
-        angle = (np.degrees(np.arctan2(d[:, 1], d[:, 0])) - self.orientation_deg) % 180.0
-        width = 180.0 / ORIENTATION_SECTORS
-        return np.round(angle / width).astype(int) % ORIENTATION_SECTORS
+
+def bond_sectors(xy: np.ndarray, bonds: np.ndarray, orientation_deg: float) -> np.ndarray:
+    """Orientation sector (0 .. ORIENTATION_SECTORS - 1) of each bond, sector 0 along the first lattice axis."""
+    d = xy[bonds[:, 1]] - xy[bonds[:, 0]]
+    angle = (np.degrees(np.arctan2(d[:, 1], d[:, 0])) - orientation_deg) % 180.0
+    return np.round(angle / (180.0 / ORIENTATION_SECTORS)).astype(int) % ORIENTATION_SECTORS
 
 
 def order_columns(lattice: AtomLattice, kind: str = "auto") -> tuple[np.ndarray, tuple[str, ...]]:
@@ -118,17 +120,16 @@ def scale_order(raw: np.ndarray, names, xy: np.ndarray, bonds: np.ndarray, orien
         varies = np.isfinite(noise) & np.isfinite(size) & (np.nanmax(differences, axis=0, initial=0.0) > 0)
     noise = np.maximum(noise, EXACT * size)  # exact positions: steps still count, sameness is 0
     values = raw[:, varies] / noise[varies]
-    names = tuple(str(n) for n in np.asarray(names)[varies])
-    unscaled = OrderParameter(values, names, float(orientation_deg), np.ones(ORIENTATION_SECTORS))
     lengths = _difference_length(values, bonds)
-    sectors = unscaled._sector(xy, bonds)
+    sectors = bond_sectors(xy, bonds, orientation_deg)
     overall = np.nanmedian(lengths) if np.isfinite(lengths).any() else 1.0
     scale = np.array([
         np.nanmedian(lengths[sectors == s]) if np.isfinite(lengths[sectors == s]).sum() >= MIN_SECTOR_BONDS
         else overall
         for s in range(ORIENTATION_SECTORS)
     ])
-    return replace(unscaled, sector_scale=np.maximum(scale, EXACT))
+    names = tuple(str(n) for n in np.asarray(names)[varies])
+    return OrderParameter(values, names, float(orientation_deg), np.maximum(scale, EXACT))
 
 
 def _difference_length(values: np.ndarray, bonds: np.ndarray) -> np.ndarray:
