@@ -8,7 +8,9 @@ Writes, under the output folder:
 - ``summary.json``: ``{"walls": ..., "verdict": ..., "config": ..., "reward": ...,
   "components": ..., "evaluations": ..., "no_walls_below": ...}`` with the best configuration
   in human units (windows in pixels);
-- ``segmentation.png``: the segmentation over the image.
+- ``segmentation.png``: the domain map over the image (walls drawn), the truth beside it when
+  the workflow has one, and the polarization map (``-b_displacement`` per B site) when there
+  are B sites; each panel at the image's aspect ratio, titled with the file name.
 
 When the best reward stays below :data:`~ferrogym.workflows.rewards.NO_WALLS_BELOW`, no
 configuration found walls that are steps in the image's order parameter: ``walls`` is false,
@@ -104,8 +106,9 @@ def analyze(workflow: Workflow, search: str, budget: int, out: str | Path, *, se
     if best.reason:
         summary["reason"] = best.reason
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    title = f"{name}: {search}, reward {best.reward:.3f}" + ("" if result.has_walls else ", no walls")
-    save_segmentation_figure(out / "segmentation.png", workflow.image, result.segmentation, title)
+    title = f"{Path(name).name}: {search}, reward {best.reward:.3f}" + ("" if result.has_walls else ", no walls")
+    save_segmentation_figure(out / "segmentation.png", workflow.image, result.segmentation, title,
+                             truth=workflow.truth_segmentation, lattice=workflow.lattice)
     return result
 
 
