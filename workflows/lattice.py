@@ -1,10 +1,13 @@
 """From column positions to a perovskite lattice: sublattices, cages, displacements, cells.
 
 An ABO3 perovskite along [001] projects to A columns on a square lattice of constant ``a`` and
-B columns at the cell centres. Nearest columns are therefore A-B pairs at ``a / sqrt(2)``: the
-sublattices are told apart by brightness (A is heavier, brighter) checked against that
-geometry. If the two classes are equally bright there is only one visible sublattice and every
-column is called "A".
+B columns at the cell centres. Nearest columns are therefore A-B pairs at ``a / sqrt(2)``, and
+next-nearest ones (``a``) pairs of one sublattice; the same holds for [110]-type views with B
+midway along the long side of rectangular cells. The sublattices are told apart by that
+geometry (a two-colouring of the column graph that follows the lattice across interfaces),
+and brightness only says which colour is A (heavier, brighter where the contrast is strongest
+over most of the field; see :func:`split_sublattices`). If the two classes are equally bright
+there is only one visible sublattice and every column is called "A".
 
 Sign convention (DESIGN.md section 4): ``b_displacement`` is the B position minus the centre
 of its four A neighbours; the polarization points the other way.
@@ -12,18 +15,36 @@ of its four A neighbours; the polarization points the other way.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.sparse import coo_matrix
+from scipy.sparse import bmat, coo_matrix, diags
+from scipy.sparse.csgraph import connected_components
+from scipy.sparse.linalg import eigsh
 from scipy.spatial import cKDTree
-from skimage.filters import threshold_otsu
 
 from .atoms import Columns
 from .errors import InputError
 
 #: Brightness ratio below which the two colours of the neighbour graph are one sublattice.
 MIN_SUBLATTICE_CONTRAST = 1.2
+#: Shells of the column graph, in units of the local nearest-column distance: the nearest
+#: shell links opposite sublattices, the next one (sqrt 2: A-A and B-B along the axes of [001]
+#: cells, along the short side of [110]-type cells) the same sublattice. The cut between them
+#: is the geometric mean of 1 and sqrt 2; the outer bound stops short of the next opposite
+#: shell of [110]-type cells (1.73).
+SHELL_CUT = 1.19
+SAME_SHELL_MAX = 1.57
+#: Radius of the window (in nearest-column distances) over which the local A/B contrast is
+#: averaged before it is compared with MIN_SUBLATTICE_CONTRAST.
+CONTRAST_WINDOW = 3.0
+#: Two sublattices are visible when the window contrast reaches MIN_SUBLATTICE_CONTRAST on at
+#: least this share of the columns (a film with B sites on a substrate whose A and B columns
+#: look alike keeps its B sites).
+VISIBLE_SHARE = 0.25
+#: A column's local log contrast (against its nearest columns) is capped at this magnitude.
+MAX_LOG_CONTRAST = np.log(10.0)
 #: A B site's cage is its nearest A shell: A sites within (1 + this) x the nearest A distance.
 CAGE_SHELL = 0.35
 #: Neighbour distances of a local cell must lie within this relative tolerance of ``a``.
@@ -102,29 +123,163 @@ def lattice_from_positions(xy: np.ndarray, sublattice: np.ndarray | None = None)
 
 
 def split_sublattices(xy: np.ndarray, amplitude: np.ndarray, spacing: float) -> np.ndarray:
-    """Label columns "A"/"B": brightness first, then the neighbours' vote.
+    """Label columns "A"/"B": which sublattice from the lattice, which one is A from brightness.
 
-    Otsu's threshold on log amplitude gives a first split. Nearest columns are A-B pairs, so
-    each column then takes the class opposite to the majority of its neighbours, which
-    corrects columns that noise or a thickness change put on the wrong side. If the two
-    classes differ in brightness by less than :data:`MIN_SUBLATTICE_CONTRAST`, only one
-    sublattice is visible and every column is "A".
+    1. The lattice gives the two sublattices (:func:`colour_sublattices`): nearest columns are
+       of opposite sublattices, next-nearest ones (sqrt 2 further) of the same one, and a
+       least-squares sign assignment over these links two-colours every connected patch of
+       the lattice. The colours follow the lattice across a coherent interface, whatever the
+       brightness does there.
+    2. Brightness names the colours. Each column's local contrast is its log amplitude minus
+       the mean of its nearest (other-colour) neighbours', signed by its colour; the colour
+       whose columns are brighter, summed over the patch (each column's contrast capped at a
+       factor 10), is A on the whole patch. So the layer with the stronger contrast over more
+       of the field decides, and A continues on A across an interface where the brightness
+       order flips: in SrRuO3 Ru (B, Z = 44) outshines Sr (A, Z = 38), yet a PbTiO3 film's
+       Pb (A) columns continue into Sr columns, which are called A. If the flipped layer
+       dominates the field (a larger area with stronger contrast), it names the colours
+       instead, and A/B are swapped against chemistry everywhere; brightness alone cannot tell.
+    3. If the local contrast, averaged over windows of :data:`CONTRAST_WINDOW` nearest-column
+       distances, reaches :data:`MIN_SUBLATTICE_CONTRAST` on less than :data:`VISIBLE_SHARE`
+       of the columns, only one sublattice is visible and every column is "A". The windows are
+       local so that a layer with the flipped order does not cancel the contrast of the other,
+       and a layer whose A and B look alike takes its colours from the lattice.
+
+    Columns outside any patch (no neighbour in the two shells) take the class whose nearby
+    log amplitudes theirs is closer to.
     """
+    n = len(xy)
     log_amplitude = np.log(np.clip(amplitude, 1e-12, None))
-    if np.ptp(log_amplitude) == 0:
-        return np.full(len(xy), "A")
-    bright = log_amplitude > threshold_otsu(log_amplitude)
-    graph = neighbour_graph(xy, spacing)
-    degree = np.asarray(graph.sum(axis=1)).ravel()
-    for _ in range(3):
-        bright_neighbours = graph @ bright.astype(float)
-        bright = np.where(2 * bright_neighbours < degree, True, np.where(2 * bright_neighbours > degree, False, bright))
-    if bright.all() or not bright.any():
-        return np.full(len(xy), "A")
-    contrast = np.median(amplitude[bright]) / max(np.median(amplitude[~bright]), 1e-12)
-    if contrast < MIN_SUBLATTICE_CONTRAST:
-        return np.full(len(xy), "A")
-    return np.where(bright, "A", "B")
+    if n < 2 or np.ptp(log_amplitude) == 0:
+        return np.full(n, "A")
+    signed, scale = shell_graph(xy, spacing)
+    colour, patch = colour_sublattices(signed)
+    opposite = (signed < 0).astype(float)
+    n_opposite = np.asarray(opposite.sum(axis=1)).ravel()
+    has_contrast = n_opposite > 0
+    contrast = np.full(n, np.nan)
+    contrast[has_contrast] = np.clip(
+        colour[has_contrast]
+        * (log_amplitude[has_contrast] - (opposite @ log_amplitude)[has_contrast] / n_opposite[has_contrast]),
+        -MAX_LOG_CONTRAST,
+        MAX_LOG_CONTRAST,
+    )  # a failed fit's near-zero amplitude must not outweigh its window
+    if not _sublattices_visible(xy, contrast, patch, scale):
+        return np.full(n, "A")
+    vote = np.bincount(patch, weights=np.nan_to_num(contrast))
+    is_a = colour * np.sign(vote[patch]) > 0
+    undecided = vote[patch] == 0
+    if undecided.all():
+        return np.full(n, "A")
+    if undecided.any():
+        is_a[undecided] = _closer_to_a(xy, log_amplitude, is_a, undecided)
+    return np.where(is_a, "A", "B")
+
+
+def shell_graph(xy: np.ndarray, spacing: float):
+    """Signed sparse graph of the two nearest shells (-1: nearest, +1: next) and the local scale.
+
+    The local scale of each column is the median of its distances to nearest-shell columns
+    (within SHELL_CUT of the global nearest distance), then the median of that over the column
+    and its eight nearest columns, so that strain gradients and off-centred columns do not
+    move links between shells. Pairs closer than half the scale (duplicates) are not linked.
+    """
+    n = len(xy)
+    tree = cKDTree(xy)
+    k = min(9, n)
+    distance, index = tree.query(xy, k=k)
+    distance, index = distance[:, 1:], index[:, 1:]
+    nearest = distance[:, 0]
+    plausible = nearest[(nearest > 0.5 * spacing) & (nearest < 1.5 * spacing)]
+    global_scale = float(np.median(plausible)) if len(plausible) else float(spacing)
+    in_shell = (distance > 0.5 * global_scale) & (distance < SHELL_CUT * global_scale)
+    own = np.full(n, global_scale)  # a column without nearest-shell neighbours: the global one
+    linked = in_shell.any(axis=1)
+    own[linked] = np.nanmedian(np.where(in_shell, distance, np.nan)[linked], axis=1)
+    scale = np.median(np.column_stack([own, own[index]]), axis=1)
+    pairs = tree.query_pairs(r=SAME_SHELL_MAX * 1.5 * global_scale, output_type="ndarray")
+    if len(pairs) == 0:
+        return coo_matrix((n, n)).tocsr(), scale
+    ratio = np.hypot(*(xy[pairs[:, 0]] - xy[pairs[:, 1]]).T) / np.sqrt(scale[pairs[:, 0]] * scale[pairs[:, 1]])
+    keep = (ratio >= 0.5) & (ratio < SAME_SHELL_MAX)
+    pairs, sign = pairs[keep], np.where(ratio[keep] < SHELL_CUT, -1.0, 1.0)
+    rows = np.concatenate([pairs[:, 0], pairs[:, 1]])
+    cols = np.concatenate([pairs[:, 1], pairs[:, 0]])
+    return coo_matrix((np.concatenate([sign, sign]), (rows, cols)), shape=(n, n)).tocsr(), scale
+
+
+def colour_sublattices(signed) -> tuple[np.ndarray, np.ndarray]:
+    """Two-colour a signed graph (-1: opposite colours, +1: same colour) patch by patch.
+
+    Returns (colour in {-1, +1}, patch label) per node; a patch is a connected component, and
+    its colours are defined up to one overall sign. A patch whose links are all consistent is
+    coloured exactly (connected components of the doubled graph, in which node i has copies
+    i+ and i- and a link joins the copies that agree). Otherwise the colours are the signs of
+    the least-squares solution: the eigenvector of the smallest eigenvalue of the signed
+    Laplacian ``D - W``, which minimises ``sum w_ij (x_i - s_ij x_j)^2``, so a few
+    inconsistent links (a false detection, a misplaced border column) cost little and cannot
+    flip a region whose boundary carries many consistent ones; then each node takes the
+    majority of its links for a few sweeps.
+    """
+    n = signed.shape[0]
+    magnitude = abs(signed)
+    _, patch = connected_components(magnitude, directed=False)
+    same = (signed > 0).astype(float)
+    opposite = (signed < 0).astype(float)
+    doubled = bmat([[same, opposite], [opposite, same]]).tocsr()
+    _, copy_label = connected_components(doubled, directed=False)
+    colour = np.where(copy_label[:n] < copy_label[n:], 1.0, -1.0)
+    frustrated = np.unique(patch[copy_label[:n] == copy_label[n:]])
+    for label in frustrated:
+        nodes = np.flatnonzero(patch == label)
+        sub = signed[nodes][:, nodes]
+        laplacian = diags(np.asarray(abs(sub).sum(axis=1)).ravel()) - sub
+        if len(nodes) <= 400:
+            vector = np.linalg.eigh(laplacian.toarray())[1][:, 0]
+        else:
+            vector = eigsh(laplacian.tocsc(), k=1, sigma=-1e-3, which="LM")[1][:, 0]
+        x = np.where(vector >= 0, 1.0, -1.0)
+        for _ in range(5):
+            field = sub @ x
+            updated = np.where(field > 0, 1.0, np.where(field < 0, -1.0, x))
+            if np.array_equal(updated, x):
+                break
+            x = updated
+        colour[nodes] = x
+    return colour, patch
+
+
+def _sublattices_visible(xy, contrast, patch, scale) -> bool:
+    """Whether the local A/B contrast (window mean per column, within the column's patch)
+    reaches MIN_SUBLATTICE_CONTRAST on at least VISIBLE_SHARE of the columns."""
+    finite = np.flatnonzero(np.isfinite(contrast))
+    if len(finite) == 0:
+        return False
+    radius = CONTRAST_WINDOW * float(np.median(scale))
+    pairs = cKDTree(xy[finite]).query_pairs(r=radius, output_type="ndarray")
+    if len(pairs):
+        pairs = pairs[patch[finite[pairs[:, 0]]] == patch[finite[pairs[:, 1]]]]
+    rows = np.concatenate([pairs[:, 0], pairs[:, 1], np.arange(len(finite))]) if len(pairs) else np.arange(len(finite))
+    cols = np.concatenate([pairs[:, 1], pairs[:, 0], np.arange(len(finite))]) if len(pairs) else np.arange(len(finite))
+    window = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(finite),) * 2).tocsr()
+    local = (window @ contrast[finite]) / np.asarray(window.sum(axis=1)).ravel()
+    return bool(np.mean(np.abs(local) >= np.log(MIN_SUBLATTICE_CONTRAST)) >= VISIBLE_SHARE)
+
+
+def _closer_to_a(xy, log_amplitude, is_a, undecided) -> np.ndarray:
+    """For undecided columns: is the log amplitude closer to the nearby A or B columns'?"""
+    decided = np.flatnonzero(~undecided)
+    k = min(8, len(decided))
+    _, near = cKDTree(xy[decided]).query(xy[undecided], k=k)
+    near = decided[np.atleast_2d(near).reshape(len(near), -1)]
+    near_a = np.where(is_a[near], log_amplitude[near], np.nan)
+    near_b = np.where(~is_a[near], log_amplitude[near], np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: no A (or B) nearby
+        level_a = np.nanmedian(near_a, axis=1)
+        level_b = np.nanmedian(near_b, axis=1)
+    own = log_amplitude[undecided]
+    return np.where(np.isnan(level_b), True, np.where(np.isnan(level_a), False, np.abs(own - level_a) <= np.abs(own - level_b)))
 
 
 def neighbour_graph(xy: np.ndarray, spacing: float, tolerance: float = 0.3):
