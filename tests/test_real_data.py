@@ -4,7 +4,7 @@ Acceptance criteria 2 and 3:
 
 - SrTiO3_ADF_cropped.hdf5 (no polarization, no domains): the columns found match what the
   measured lattice implies within 5 %, A and B are both present, the mean |b_displacement| is
-  below 0.1 a, and the best combined reward over 40 random configurations is clearly below the
+  below 0.1 a, and the best (default) reward over 40 random configurations is clearly below the
   reward of a synthetic image with real walls.
 - PbTiO3_junction_column_positions.npy (one sublattice, positions only): a lattice of A sites
   only with a ~ 23.5 px; the lattice descriptor works; displacement and patch descriptors give
@@ -149,12 +149,14 @@ def test_srtio3_best_reward_is_clearly_below_real_walls(srtio3_workflow, two_fam
     best = max(evaluations, key=lambda e: e.reward)
     sizes = np.bincount(best.segmentation.labels[best.segmentation.labels >= 0]).tolist()
     synthetic = two_families_workflow.evaluate(dict(descriptor="displacement", n_clusters=4))
-    print(f"\n[criterion 2] best combined reward over {N_CONFIGS} random configurations on SrTiO3 = "
+    print(f"\n[criterion 2] best default reward over {N_CONFIGS} random configurations on SrTiO3 = "
           f"{best.reward:.3f} (label sizes {sizes}, components "
           f"{ {k: round(v, 3) for k, v in best.components.items()} }, config {best.config}); "
           f"synthetic two_families image, displacement, n_clusters=4: {synthetic.reward:.3f} "
           f"(ARI {synthetic.metrics['ari']:.3f})")
-    assert synthetic.reward > 0.9
+    # the perfect answer (ARI 1) scores 0.90 under the order reward: its intensity column is noise,
+    # correlated between neighbouring cells, so it looks slightly structured and caps U (rewards.py)
+    assert synthetic.metrics["ari"] == 1.0 and synthetic.reward > 0.85
     assert best.reward <= synthetic.reward - REWARD_MARGIN
 
 

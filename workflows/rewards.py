@@ -30,14 +30,15 @@ column-intensity ratio, or the local lattice; fixed per image, in units of its n
   labelled sites that the labels explain: ``U = sum_j min(R_j, w_j) / sum_j w_j`` with, per
   column j, the explained share adjusted for the K labels fitted to the n sites, ``R_j = 1 -
   [sum_k sum_{i in k} (z_ij - mean_kj)^2 / (n - K)] / [sum_i (z_ij - mean_j)^2 / (n - 1)]``
-  (labels fitted to few sites explain noise too), and the structured share ``w_j = clip(1 - NOISE_VARIANCE / var_j, 0,
-  1)``. Labels that follow every step explain all the structure and none of the noise (U = 1);
-  low when a domain holds two variants or two phases. A column of noise alone does not count;
-  a weak but clean step (a phase boundary in intensity) counts as much as a strong one.
+  (labels fitted to few sites explain noise too), and the structured share ``w_j = clip(1 -
+  NOISE_VARIANCE / var_j, 0, 1)``. Labels that follow every step explain all the structure and
+  none of the noise (U near 1; about 0.9 where a column of noise is correlated between
+  neighbouring cells, which share cage atoms, so that it looks slightly structured); low when a
+  domain holds two variants or two phases. A column of noise alone does not count; a weak but
+  clean step (a phase boundary in intensity) counts as much as a strong one.
 - ``wall_contrast`` S = sum of ``n_s * clip((c_s - c0) / (c1 - c0), 0, 1)`` / sum of ``n_s``
   over segments (c0 = ``NOISE_CONTRAST`` = 1.5, c1 = ``STEP_CONTRAST`` = 3.5), with ``c_s``
-  the median bond contrast across the segment's wall
-  points (the jump of ``z`` across the wall over the typical jump between neighbours of the
+  the median bond contrast across the segment's wall points (the jump of ``z`` across the wall over the typical jump between neighbours of the
   same bond direction, :meth:`~ferrogym.workflows.order.OrderParameter.contrast`): 1 for a
   step, 0 for a ramp or for noise. A wall bond with an end where the order parameter is
   undefined (an incomplete cage at the border) proves no step and counts as contrast 0, so
