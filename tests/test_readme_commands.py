@@ -108,6 +108,11 @@ COMMANDS: dict[str, Fill] = {
         {"SPEC": f"synthetic:0-1,{TINY}", "N": "4"},  # mypkg.rewards:score: a module in {data}
         outputs=("results/reward-audit/audit.png",),
     ),
+    'ferrogym reward-audit --images "synthetic:300-307,shape=256x256,FAMILY" --configs 100': Fill(
+        "reward-audit-family",  # the README's audit of one image family (here four variants in stripes)
+        {"--images": f"synthetic:300-300,{TINY},domains=four_stripes", "--configs": "3"},
+        outputs=("results/reward-audit/audit.png",),
+    ),
     "ferrogym analyze IMAGE --search bayes-gp --budget N --out DIR": Fill(
         "analyze",
         # The README's alternatives to IMAGE: "(or `--positions FILE` ..., or `--a-sites FILE --b-sites FILE`)".
