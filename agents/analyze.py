@@ -12,10 +12,12 @@ Writes, under the output folder:
   the workflow has one, and the polarization map (``-b_displacement`` per B site) when there
   are B sites; each panel at the image's aspect ratio, titled with the file name.
 
-When the best reward stays below :data:`~ferrogym.workflows.rewards.NO_WALLS_BELOW`, no
+With the default ``order`` reward, when the best reward stays below
+:data:`~ferrogym.workflows.rewards.NO_WALLS_BELOW`, no
 configuration found walls that are steps in the image's order parameter: ``walls`` is false,
 and the CSV and figure give the one-domain answer (every atom label 0) instead of presenting
 the best of noise as domains; ``config`` and ``reward`` still name what the search found.
+Another reward has its own scale: ``walls`` is null and its best segmentation is written.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from tqdm.auto import tqdm
 from ferrogym.workflows.errors import InputError
 from ferrogym.workflows.figure import save_segmentation_figure
 from ferrogym.workflows.io import load_image, load_positions
-from ferrogym.workflows.rewards import DEFAULT_REWARD, NO_WALLS_BELOW
+from ferrogym.workflows.rewards import DEFAULT_REWARD, NO_WALLS_BELOW, REWARDS
 from ferrogym.workflows.walls import Segmentation
 from ferrogym.workflows.workflow import Evaluation, Workflow
 
@@ -70,19 +72,22 @@ class Analysis:
     best : the search's best configuration and its evaluation.
     has_walls : whether that best reward reaches :data:`NO_WALLS_BELOW`; if not, no
         configuration found walls that are steps in the order parameter, and the answer is
-        one domain.
+        one domain. None for another reward than ``order``, whose scale the threshold is not
+        for: then the best segmentation is the answer.
     labels : (N,) label per lattice atom as written (all 0 when there are no walls; -1 for
         atoms left unassigned).
     segmentation : the cell-site segmentation as written and drawn.
     """
 
     best: Evaluation
-    has_walls: bool
+    has_walls: bool | None
     labels: np.ndarray
     segmentation: Segmentation
 
     @property
     def verdict(self) -> str:
+        if self.has_walls is None:
+            return f"best reward {self.best.reward:.3f}; walls not judged (the no-walls threshold is for {DEFAULT_REWARD!r})"
         if self.has_walls:
             return f"walls found: best reward {self.best.reward:.3f}"
         return (f"no walls: the best reward {self.best.reward:.3f} is below {NO_WALLS_BELOW}, so no "
@@ -106,14 +111,17 @@ def analyze(workflow: Workflow, search: str, budget: int, out: str | Path, *, se
     if best.reason:
         summary["reason"] = best.reason
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    title = f"{Path(name).name}: {search}, reward {best.reward:.3f}" + ("" if result.has_walls else ", no walls")
+    title = f"{Path(name).name}: {search}, reward {best.reward:.3f}" + (", no walls" if result.has_walls is False else "")
     save_segmentation_figure(out / "segmentation.png", workflow.image, result.segmentation, title,
                              truth=workflow.truth_segmentation, lattice=workflow.lattice)
     return result
 
 
 def conclude(workflow: Workflow, best: Evaluation) -> Analysis:
-    """The search's best segmentation if it earned walls, else one domain over every atom."""
+    """The search's best segmentation if it earned walls (or the reward is not ``order``), else
+    one domain over every atom."""
+    if workflow.reward_fn is not REWARDS[DEFAULT_REWARD]:
+        return Analysis(best, None, atom_labels(workflow, best), best.segmentation)
     if best.reward >= NO_WALLS_BELOW:
         return Analysis(best, True, atom_labels(workflow, best), best.segmentation)
     one_domain = np.zeros(len(workflow.lattice.xy), dtype=int)

@@ -75,3 +75,12 @@ def test_the_order_reward_separates_true_variants_from_merged_ones():
     two = workflow.evaluate(dict(descriptor="displacement", reduction="none", n_clusters=2))
     assert four.metrics["ari"] > 0.95 > 0.7 > two.metrics["ari"]
     assert four.reward > two.reward + 0.3
+
+
+def test_walls_are_judged_only_on_the_order_reward_scale(tmp_path):
+    """Another reward has its own scale: analyze gives its best segmentation, unjudged."""
+    workflow = Workflow.from_sample(generate(NO_WALLS, seed=1), reward="combined")
+    result = analyze(workflow, "random", 5, tmp_path, progress=False)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert result.has_walls is None and summary["walls"] is None and "not judged" in summary["verdict"]
+    assert np.array_equal(result.segmentation.labels, result.best.segmentation.labels)
