@@ -6,8 +6,10 @@ Writes, under the output folder:
   or ``B``; label -1 where the atom was left unassigned). Cell sites (B, or A without B) carry
   the label the walls were measured on;
 - ``summary.json``: ``{"walls": ..., "verdict": ..., "config": ..., "reward": ...,
-  "components": ..., "evaluations": ..., "no_walls_below": ...}`` with the best configuration
-  in human units (windows in pixels);
+  "components": ..., "evaluations": ..., "no_walls_below": ..., "labels": [{"label", "cells",
+  "phase"}, ...], "phases": ...}`` with the best configuration in human units (windows in
+  pixels). Labels of one phase (same column-intensity ratio, i.e. chemistry) are its variants;
+  ``phase`` and ``phases`` are null where the workflow cannot tell (positions without an image);
 - ``segmentation.png``: the domain map over the image (walls drawn), the truth beside it when
   the workflow has one, and the polarization map (``-b_displacement`` per B site) when there
   are B sites; each panel at the image's aspect ratio, titled with the file name.
@@ -33,6 +35,7 @@ from tqdm.auto import tqdm
 from ferrogym.workflows.errors import InputError
 from ferrogym.workflows.figure import save_segmentation_figure
 from ferrogym.workflows.io import load_image, load_positions
+from ferrogym.workflows.order import phases_of_labels
 from ferrogym.workflows.rewards import DEFAULT_REWARD, NO_WALLS_BELOW, REWARDS
 from ferrogym.workflows.walls import Segmentation
 from ferrogym.workflows.workflow import Evaluation, Workflow
@@ -107,7 +110,7 @@ def analyze(workflow: Workflow, search: str, budget: int, out: str | Path, *, se
     write_segmentation_csv(workflow, result.labels, out / "segmentation.csv")
     summary = {"walls": result.has_walls, "verdict": result.verdict, "config": best.config_px,
                "reward": best.reward, "components": best.components, "evaluations": len(steps),
-               "no_walls_below": NO_WALLS_BELOW}
+               "no_walls_below": NO_WALLS_BELOW, **describe_labels(workflow, result.segmentation)}
     if best.reason:
         summary["reason"] = best.reason
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -126,6 +129,17 @@ def conclude(workflow: Workflow, best: Evaluation) -> Analysis:
         return Analysis(best, True, atom_labels(workflow, best), best.segmentation)
     one_domain = np.zeros(len(workflow.lattice.xy), dtype=int)
     return Analysis(best, False, one_domain, workflow.cell_segmentation(one_domain))
+
+
+def describe_labels(workflow: Workflow, segmentation: Segmentation) -> dict:
+    """``labels``: per label its cells and phase; ``phases``: how many (both None for the phase
+    where the workflow cannot tell, without column intensities). Labels of one phase are its
+    variants."""
+    phase = phases_of_labels(workflow.order, segmentation.labels)
+    labels = segmentation.labels
+    rows = [{"label": int(k), "cells": int((labels == k).sum()), "phase": None if phase is None else phase[int(k)]}
+            for k in np.unique(labels[labels >= 0])]
+    return {"labels": rows, "phases": None if phase is None else len(set(phase.values()))}
 
 
 def atom_labels(workflow: Workflow, evaluation: Evaluation) -> np.ndarray:

@@ -84,3 +84,26 @@ def test_walls_are_judged_only_on_the_order_reward_scale(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert result.has_walls is None and summary["walls"] is None and "not judged" in summary["verdict"]
     assert np.array_equal(result.segmentation.labels, result.best.segmentation.labels)
+
+
+def test_labels_are_grouped_into_phases_by_their_chemistry(tmp_path):
+    """A film with two variants on a substrate whose B columns outshine its A columns: the
+    summary names two phases, the film's two labels being variants of one of them."""
+    params = SyntheticParams(shape=(256, 256), domains="stripes", wall_angle_deg=90.0, period_cells=8.0,
+                             substrate_fraction=0.3, substrate_ab_ratio=0.6, dose=150.0)
+    workflow = Workflow.from_sample(generate(params, seed=3))
+    result = analyze(workflow, "bayes-tpe", 20, tmp_path, progress=False)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert result.best.metrics["ari"] > 0.95 and summary["phases"] == 2
+    phases = [row["phase"] for row in summary["labels"]]
+    assert sorted(phases) == [0, 0, 1]  # two film variants (the larger phase), one substrate
+    assert sum(row["cells"] for row in summary["labels"]) == int((result.segmentation.labels >= 0).sum())
+
+
+def test_phases_are_not_told_without_column_intensities(tmp_path):
+    sample = generate(STRIPES, seed=0)
+    a_sites = sample.truth.xy[sample.truth.sublattice == "A"]
+    a_sites = a_sites + np.random.default_rng(0).normal(0.0, 0.2, a_sites.shape)
+    analyze(Workflow(positions=a_sites), "random", 3, tmp_path, progress=False)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["phases"] is None and all(row["phase"] is None for row in summary["labels"])

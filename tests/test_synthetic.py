@@ -451,6 +451,24 @@ def test_substrate_is_a_second_non_polar_phase_along_the_top():
     assert t.wall_mask.any()
 
 
+@pytest.mark.parametrize("tilt", [-8.0, 0.0, 12.0])
+def test_the_substrate_interface_can_be_tilted(tilt):
+    p = clean(shape=(256, 256), domains="single", substrate_fraction=0.4, interface_tilt_deg=tilt)
+    t = generate(p).truth
+    substrate = t.variant == SUBSTRATE
+    # the interface: for each column of the image, the lowest substrate row; a line of slope tan(tilt)
+    columns = np.round(t.xy[:, 0] / p.lattice_constant_px).astype(int)
+    xs, edge = [], []
+    for c in np.unique(columns):
+        inside = substrate & (columns == c)
+        if inside.any() and (~substrate & (columns == c)).any():
+            xs.append(t.xy[columns == c, 0].mean())
+            edge.append(t.xy[inside, 1].max())
+    slope = np.polyfit(xs, edge, 1)[0]
+    assert np.degrees(np.arctan(slope)) == pytest.approx(tilt, abs=3.0)
+    assert 0.3 < substrate.mean() < 0.5
+
+
 def test_intensity_gradient_scales_the_columns_across_the_image():
     p = clean(shape=(256, 256), domains="single", intensity_gradient=0.8, gradient_angle_deg=0.0)
     sample = generate(p)
@@ -498,6 +516,7 @@ def test_strain_gradient_changes_the_local_lattice_constant():
         (dict(needle_length_fraction=0.0), "needle_length_fraction"),
         (dict(substrate_fraction=0.95), "substrate_fraction"),
         (dict(substrate_ab_ratio=0.0), "substrate_ab_ratio"),
+        (dict(interface_tilt_deg=60.0), "interface_tilt_deg"),
         (dict(intensity_gradient=-0.1), "intensity_gradient"),
         (dict(strain_gradient=0.5), "strain_gradient"),
         (dict(rotation_span_deg=float("inf")), "rotation_span_deg"),

@@ -49,6 +49,9 @@ ORIENTATION_SECTORS = 4
 MIN_SECTOR_BONDS = 16
 #: Relative floor of the noise scales, for exact (noise-free) input.
 EXACT = 1e-6
+#: Labels whose mean column-intensity ratio differs by more than this (in neighbour-noise
+#: units) belong to different phases; variants of one phase share their chemistry.
+PHASE_STEP = 1.5
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,33 @@ def scale_order(raw: np.ndarray, names, xy: np.ndarray, bonds: np.ndarray, orien
     ])
     names = tuple(str(n) for n in np.asarray(names)[varies])
     return OrderParameter(values, names, float(orientation_deg), np.maximum(scale, EXACT))
+
+
+def phases_of_labels(order: OrderParameter, labels: np.ndarray) -> dict[int, int] | None:
+    """Which phase each label belongs to, from the column-intensity ratio of its cells.
+
+    A phase boundary is a change of chemistry, so of the B/A peak ratio; variants of one phase
+    differ in polarization only. Labels are sorted by their mean ratio and split wherever two
+    neighbours in that order differ by more than :data:`PHASE_STEP`; phases are numbered by
+    their number of cells, largest first. None when the order parameter has no intensity
+    column (positions without an image): the workflow cannot tell phases then.
+    """
+    if "log_b_over_a" not in order.names:
+        return None
+    ratio = order.values[:, order.names.index("log_b_over_a")]
+    known = (labels >= 0) & np.isfinite(ratio)
+    present = np.unique(labels[known])
+    if len(present) == 0:
+        return {}
+    means = np.array([ratio[known & (labels == k)].mean() for k in present])
+    sizes = np.array([(known & (labels == k)).sum() for k in present])
+    ranked = np.argsort(means)
+    group = np.empty(len(present), dtype=int)
+    group[ranked] = np.concatenate([[0], np.cumsum(np.diff(means[ranked]) > PHASE_STEP)])
+    by_size = np.argsort(-np.bincount(group, weights=sizes), kind="stable")
+    phase_id = np.empty_like(by_size)
+    phase_id[by_size] = np.arange(len(by_size))
+    return {int(k): int(phase_id[g]) for k, g in zip(present, group)}
 
 
 def _difference_length(values: np.ndarray, bonds: np.ndarray) -> np.ndarray:

@@ -126,6 +126,9 @@ class SyntheticParams:
         A:B peak ratio of the substrate; its A peaks are those of an undoped film A column.
         Below about 1.2 (B brighter than A, as in SrRuO3) the brightness order flips at the
         interface, which a global A/B split by brightness cannot follow.
+    interface_tilt_deg : float
+        Angle of the film-substrate interface from the lattice's first axis (0: a flat,
+        coherent interface along a lattice plane).
     intensity_gradient : float
         Relative change of every column's peak across the image along ``gradient_angle_deg``
         (thickness or focus changing across the field): peaks scale by ``1 + g (s - 1/2)``,
@@ -178,6 +181,7 @@ class SyntheticParams:
     rotation_span_deg: float = 90.0
     substrate_fraction: float = 0.0
     substrate_ab_ratio: float = 1.5
+    interface_tilt_deg: float = 0.0
     intensity_gradient: float = 0.0
     strain_gradient: float = 0.0
     gradient_angle_deg: float = 0.0
@@ -347,6 +351,7 @@ def _validate(p: SyntheticParams) -> None:
     _check_number(p, "rotation_span_deg", -360.0, 360.0)
     _check_number(p, "substrate_fraction", 0.0, 0.9)
     _check_number(p, "substrate_ab_ratio", 0.0, low_open=True)
+    _check_number(p, "interface_tilt_deg", -45.0, 45.0)
     _check_number(p, "intensity_gradient", 0.0, 1.5)
     _check_number(p, "strain_gradient", -0.2, 0.2)
     _check_number(p, "gradient_angle_deg")
@@ -466,17 +471,19 @@ def _variant_of_signs(signs: np.ndarray) -> np.ndarray:
     return by_code[2 * (signs[:, 0] < 0) + (signs[:, 1] < 0)]
 
 
-def _band_mask(xy: np.ndarray, p: SyntheticParams, area_fraction: float, from_bottom: bool) -> np.ndarray:
+def _band_mask(xy: np.ndarray, p: SyntheticParams, area_fraction: float, from_bottom: bool,
+               tilt_deg: float = 0.0) -> np.ndarray:
     """Points in a band along the bottom (or top) of the image covering ``area_fraction`` of it,
-    bounded by a line along the lattice's first axis placed a quarter cell off a column row."""
+    bounded by a line along the lattice's first axis turned by ``tilt_deg``, placed a quarter
+    cell off a column row (untilted)."""
     rows, cols = p.shape
     a = p.lattice_constant_px
-    axes = _lattice_axes(p)
+    normal = _rotation(tilt_deg) @ _lattice_axes(p)[1]
     sign = 1.0 if from_bottom else -1.0
     grid = np.stack(np.meshgrid(np.arange(0, cols, 4.0), np.arange(0, rows, 4.0)), axis=-1).reshape(-1, 2)
-    depth = sign * (grid - _centre(p.shape)) @ axes[1] / a  # lattice rows from the centre towards the band
+    depth = sign * (grid - _centre(p.shape)) @ normal / a  # lattice rows from the centre towards the band
     boundary = np.round(np.quantile(depth, 1 - area_fraction) - 0.25) + 0.25
-    return sign * (xy - _centre(p.shape)) @ axes[1] / a >= boundary
+    return sign * (xy - _centre(p.shape)) @ normal / a >= boundary
 
 
 def _antipolar_mask(xy: np.ndarray, p: SyntheticParams) -> np.ndarray:
@@ -490,7 +497,7 @@ def _substrate_mask(xy: np.ndarray, p: SyntheticParams) -> np.ndarray:
     """Points in the second perovskite (top of the image)."""
     if p.substrate_fraction == 0:
         return np.zeros(len(xy), dtype=bool)
-    return _band_mask(xy, p, p.substrate_fraction, from_bottom=False)
+    return _band_mask(xy, p, p.substrate_fraction, from_bottom=False, tilt_deg=p.interface_tilt_deg)
 
 
 def _variant_at(xy: np.ndarray, p: SyntheticParams) -> np.ndarray:
