@@ -117,8 +117,8 @@ class SyntheticParams:
     rotation_span_deg : float
         Total turn of the polarization across the image for ``"rotation"``.
     substrate_fraction : float
-        Share of the image (along the top, bounded by a line along the lattice's first axis)
-        taken by a second, non-polar perovskite of other chemistry, 0..0.9 (0: none). Its
+        Share of the image (along the top, bounded by a line along the lattice's first axis
+        turned by ``interface_tilt_deg``) taken by a second, non-polar perovskite of other chemistry, 0..0.9 (0: none). Its
         columns have truth variant 5 (``SUBSTRATE``), B sites at their cage centre and the
         peak ratio ``substrate_ab_ratio``; the film's domains, antipolar band included, stop
         at the interface.
@@ -529,9 +529,8 @@ def _strain(xy: np.ndarray, p: SyntheticParams) -> np.ndarray:
     if p.strain_gradient == 0:
         return xy
     direction = _direction(p.gradient_angle_deg)
-    extent = _extent_along(p, direction)
-    along = (_position_along(xy, p, p.gradient_angle_deg) - 0.5) * extent
-    return xy + (p.strain_gradient * along**2 / (2 * extent))[..., None] * direction
+    along = (xy - _centre(p.shape)) @ direction  # distance from the centre along the gradient
+    return xy + (p.strain_gradient * along**2 / (2 * _extent_along(p, direction)))[..., None] * direction
 
 
 def _off_centring(p: SyntheticParams, b_ideal: np.ndarray, variant: np.ndarray) -> np.ndarray:
