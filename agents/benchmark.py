@@ -16,6 +16,10 @@ is the best reward of the exhaustive coarse grid (:func:`~ferrogym.agents.search
 in ``DIR/oracle.jsonl``) or of any evaluation of any strategy, whichever is higher. Atoms are
 found once per image; every search (and the oracle) starts without descriptor or clustering
 caches, so its seconds are those of a search from scratch on an image with known atoms.
+
+Two backends run the same searches (:func:`run_search_of`, :func:`oracle_record`): ``local``
+(this process, or ``workers`` processes with one image each) and ``ray``
+(:mod:`ferrogym.agents.distributed`: one Ray task per search, on a cluster).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import json
 import multiprocessing
 import os
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +47,7 @@ from .searchers import coarse_grid
 
 PER_IMAGE, AMORTISED = "per-image", "amortised"
 BUDGETS = (10, 25, 50, 100)
+BACKENDS = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,17 @@ class Benchmark:
         return self.out / "oracle.jsonl"
 
 
+@dataclass(frozen=True)
+class Search:
+    """One search of a benchmark: a strategy on image ``index`` with one seed, and the
+    configurations its records already hold (replayed on resume)."""
+
+    strategy: str
+    index: int
+    seed: int
+    replay: tuple[dict, ...] = ()
+
+
 def protocol_of(strategy: str) -> str:
     return AMORTISED if strategy.startswith(POLICY_PREFIX) else PER_IMAGE
 
@@ -78,9 +94,16 @@ def run_benchmark(
     *,
     oracle: bool = True,
     workers: int = 1,
+    backend: str = "local",
+    address: str | None = None,
     progress: bool = True,
 ) -> list[dict]:
-    """Run (or resume) the benchmark, write the report, and return the summary rows."""
+    """Run (or resume) the benchmark, write the report, and return the summary rows.
+
+    ``backend="ray"`` runs each search as a Ray task on the cluster at ``address`` (default: the
+    one started on this machine, else a new local one); ``workers`` is for the local backend.
+    """
+    _check_backend(backend, workers, address)
     benchmark = Benchmark(tuple(check_strategy(s) for s in strategies), as_image_set(images), int(budget),
                           int(seeds), Path(out), oracle)
     _validate(benchmark)
@@ -93,7 +116,12 @@ def run_benchmark(
     recorded = sum(min(len(configs), benchmark.budget) for key, configs in done.items()
                    if key[1] in benchmark.strategies)
     with tqdm(total=total, initial=recorded, desc="evaluations", unit="eval", disable=not progress) as bar:
-        if workers > 1:
+        if backend == "ray":
+            from .distributed import run_on_ray
+
+            oracles = [i for i in range(len(benchmark.images)) if _wants_oracle(benchmark, i, oracle_done)]
+            run_on_ray(benchmark, pending_searches(benchmark, done), oracles, address, on_record=bar.update)
+        elif workers > 1:
             _run_in_processes(jobs, workers, benchmark.records_path, bar)
         else:
             for job in jobs:
@@ -110,6 +138,19 @@ def _run_in_processes(jobs: list, workers: int, records_path: Path, bar) -> None
             result.wait(1.0)
             bar.update(initial + _count_lines(records_path) - start - bar.n)
         result.get()  # re-raises a worker's error
+
+
+def _check_backend(backend: str, workers: int, address: str | None) -> None:
+    if backend not in BACKENDS:
+        raise InputError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    if backend == "ray":
+        from .distributed import import_ray
+
+        import_ray()  # says how to install Ray when it is missing
+        if workers != 1:
+            raise InputError("--workers is for the local backend; on Ray every CPU of the cluster works")
+    elif address is not None:
+        raise InputError("--address names a Ray cluster; use it with --backend ray")
 
 
 def _count_lines(path: Path) -> int:
@@ -166,32 +207,61 @@ def _write_settings(benchmark: Benchmark) -> None:
 
 
 def _run_image(job, on_record=None) -> None:
-    """Oracle and every search of one image (one worker's unit of work); ``on_record()`` is
+    """Oracle and every search of one image (the local backend's unit of work); ``on_record()`` is
     called after each recorded evaluation."""
     benchmark, index, done, oracle_done = job
-    name = benchmark.images.name(index)
+    workflow = workflow_with_atoms(benchmark, index)
+    if _wants_oracle(benchmark, index, oracle_done):
+        append_record(benchmark.oracle_path, oracle_record(workflow, benchmark.images.name(index)))
+
+    def record(line: dict) -> None:
+        append_record(benchmark.records_path, line)
+        if on_record is not None:
+            on_record()
+
+    for search in pending_searches(benchmark, done, index):
+        run_search_of(benchmark, search, workflow, record)
+
+
+def workflow_with_atoms(benchmark: Benchmark, index: int):
+    """The workflow of image ``index`` with its atoms found; searches start from copies of it."""
     workflow = benchmark.images.workflow(index)
-    _ = workflow.lattice  # atoms once per image; every search below starts with no other cache
-    if benchmark.oracle and name not in oracle_done:
-        _append(benchmark.oracle_path, _oracle_record(workflow.without_caches(), name))
-    for strategy in benchmark.strategies:
-        protocol = protocol_of(strategy)
-        for seed in range(benchmark.seeds):
-            replay = done.get((protocol, strategy, name, seed), [])
-            if len(replay) >= benchmark.budget:
-                continue
-            fresh = workflow.without_caches()
-            searcher = make_strategy(strategy, fresh, benchmark.budget, seed, name)
-
-            def record(step, protocol=protocol, strategy=strategy, seed=seed):
-                _append(benchmark.records_path, _record(protocol, strategy, name, seed, step))
-                if on_record is not None:
-                    on_record()
-
-            run_search(searcher, fresh, benchmark.budget, replay=replay, on_step=record)
+    _ = workflow.lattice
+    return workflow
 
 
-def _oracle_record(workflow, name: str) -> dict[str, Any]:
+def _wants_oracle(benchmark: Benchmark, index: int, oracle_done: set[str]) -> bool:
+    return benchmark.oracle and benchmark.images.name(index) not in oracle_done
+
+
+def pending_searches(benchmark: Benchmark, done: dict[tuple, list[dict]], index: int | None = None) -> list[Search]:
+    """The searches with fewer records than the budget (of image ``index``, or of every image,
+    image by image), each with its recorded configurations."""
+    indices = range(len(benchmark.images)) if index is None else [index]
+    searches = []
+    for i in indices:
+        name = benchmark.images.name(i)
+        for strategy in benchmark.strategies:
+            for seed in range(benchmark.seeds):
+                replay = done.get((protocol_of(strategy), strategy, name, seed), [])
+                if len(replay) < benchmark.budget:
+                    searches.append(Search(strategy, i, seed, tuple(replay)))
+    return searches
+
+
+def run_search_of(benchmark: Benchmark, search: Search, workflow, emit: Callable[[dict], None]) -> None:
+    """Run ``search`` on a cache-free copy of ``workflow`` (atoms found) and ``emit`` the record
+    of each new evaluation, in step order."""
+    name, protocol = benchmark.images.name(search.index), protocol_of(search.strategy)
+    fresh = workflow.without_caches()
+    searcher = make_strategy(search.strategy, fresh, benchmark.budget, search.seed, name)
+    run_search(searcher, fresh, benchmark.budget, replay=search.replay,
+               on_step=lambda step: emit(_record(protocol, search.strategy, name, search.seed, step)))
+
+
+def oracle_record(workflow, name: str) -> dict[str, Any]:
+    """The best evaluation of the coarse grid on a cache-free copy of ``workflow``."""
+    workflow = workflow.without_caches()
     best = None
     grid = coarse_grid(workflow.space)
     for config in grid:
@@ -212,7 +282,7 @@ def _record(protocol: str, strategy: str, image: str, seed: int, step) -> dict[s
     }
 
 
-def _append(path: Path, record: dict) -> None:
+def append_record(path: Path, record: dict) -> None:
     """Append one JSON line with a single write, so concurrent workers never interleave lines."""
     line = (json.dumps(record, default=_plain) + "\n").encode()
     descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

@@ -66,6 +66,7 @@ def _train_parser(commands) -> None:
     p.add_argument("--env-kwarg", action="append", default=[], metavar="KEY=VALUE",
                    help="further env keyword argument, e.g. budget=50 (repeatable)")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    _backend_arguments(p, "train on one Ray worker")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=_run_train)
 
@@ -79,10 +80,19 @@ def _benchmark_parser(commands) -> None:
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--out", type=Path, default=Path("results/benchmark"),
                    help="folder for records, summary and figures; rerun into it to resume")
-    p.add_argument("--workers", type=int, default=1, help="processes, one image each")
+    p.add_argument("--workers", type=int, default=1, help="processes, one image each (local backend)")
+    _backend_arguments(p, "one Ray task per search")
     p.add_argument("--no-oracle", action="store_true", help="skip the exhaustive coarse grid per image")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=_run_benchmark)
+
+
+def _backend_arguments(p, ray_does: str) -> None:
+    p.add_argument("--backend", choices=["local", "ray"], default="local",
+                   help=f"where to run: this machine, or a Ray cluster ({ray_does}; needs ferrogym[distributed])")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster address, e.g. HEAD:6379 (default: the cluster started on this machine, "
+                        "else a new local one)")
 
 
 def _audit_parser(commands) -> None:
@@ -122,10 +132,17 @@ def _run_train(args) -> None:
     from .training import train
 
     env_kwargs = {"images": args.images, **_key_values(args.env_kwarg)}
-    out = train(args.algo, args.env, args.timesteps, args.out, n_envs=args.n_envs, seed=args.seed,
-                env_kwargs=env_kwargs, eval_images=args.eval_images or None, eval_episodes=args.eval_episodes,
-                eval_freq=args.eval_freq, checkpoint_freq=args.checkpoint_freq, hyperparams=args.hyperparams,
-                resume=args.resume, progress_bar=not args.no_progress)
+    settings = dict(n_envs=args.n_envs, seed=args.seed, env_kwargs=env_kwargs, eval_images=args.eval_images or None,
+                    eval_episodes=args.eval_episodes, eval_freq=args.eval_freq,
+                    checkpoint_freq=args.checkpoint_freq, hyperparams=args.hyperparams, resume=args.resume)
+    if args.backend == "ray":
+        from .distributed import train_on_ray
+
+        out = train_on_ray(args.algo, args.env, args.timesteps, args.out, address=args.address, **settings)
+    elif args.address is not None:
+        raise InputError("--address names a Ray cluster; use it with --backend ray")
+    else:
+        out = train(args.algo, args.env, args.timesteps, args.out, progress_bar=not args.no_progress, **settings)
     print(f"trained {args.algo} on {args.env}: {out / 'model.zip'} (settings in {out / 'run.json'})")
 
 
@@ -134,7 +151,7 @@ def _run_benchmark(args) -> None:
 
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     run_benchmark(strategies, args.images, args.budget, args.seeds, args.out, oracle=not args.no_oracle,
-                  workers=args.workers, progress=not args.no_progress)
+                  workers=args.workers, backend=args.backend, address=args.address, progress=not args.no_progress)
     print((args.out / "summary.md").read_text())
     print(f"records: {args.out / 'evaluations.jsonl'}; figures and summary.csv in {args.out}")
 
