@@ -442,6 +442,7 @@ def test_readme_python_block_runs(tmp_path, index):
 SCRIPT_RUNS = {
     "train_shipped_policy.sh": ({"TIMESTEPS": "16", "OUT": "{tmp}/run", "SHIP_TO": "{tmp}/shipped",
                                  "FERROGYM": str(FERROGYM)}, ["--n-envs", "1"]),
+    "rllib_bandit.py": ({}, ["--iterations", "1"]),  # needs RLlib; run by test_ray_backend
 }
 
 
