@@ -163,32 +163,23 @@ class RandomSearcher(Searcher):
         return self.space.sample(self._rng)
 
 
-#: Levels of the coarse grid. Windows at the lower and upper quarter of their range (a probe on
-#: synthetic images found the best patches at both small and large windows, often anisotropic),
-#: a small and a large PCA size, the full and the diagonal covariance (tied is close to full,
-#: spherical to k-means, which the grid keeps), and every cluster count 2..8. Parameters not
-#: listed (descriptor, patch_sites, reduction, clustering, n_clusters) keep all their grid
-#: values. On :data:`SEARCH_SPACE` this gives 1,890 canonical configurations
-#: (18 descriptor settings x 3 reductions x 5 clusterings x 7 cluster counts).
-DEFAULT_LEVELS: dict[str, tuple] = {
-    "window_x": (0.75, 2.0),
-    "window_y": (0.75, 2.0),
-    "n_components": (3, 8),
-    "covariance": ("full", "diag"),
-}
+#: Coarse levels of the hand-made descriptors' space (1,890 configurations); every space carries
+#: its own in :attr:`SearchSpace.coarse`.
+DEFAULT_LEVELS: Mapping[str, tuple] = SEARCH_SPACE.coarse
 
 
-def coarse_grid(space: SearchSpace = SEARCH_SPACE, levels: Mapping[str, tuple] = DEFAULT_LEVELS) -> list[dict]:
+def coarse_grid(space: SearchSpace = SEARCH_SPACE, levels: Mapping[str, tuple] | None = None) -> list[dict]:
     """Every distinct canonical configuration of a discretised space, in a fixed order.
 
-    Parameters named in ``levels`` take only those values (each must be in the parameter's
-    grid); the others take their whole grid. Configurations that differ only in inactive
+    Parameters named in ``levels`` (default: the space's own :attr:`~SearchSpace.coarse`) take
+    only those values (each must be in the parameter's grid); the others take their whole grid. Configurations that differ only in inactive
     parameters are merged (:meth:`SearchSpace.canonical`). Evaluated in full on an image it gives
     the reference best value benchmarks normalise regret with, so it is kept small (1,890
     configurations with :data:`DEFAULT_LEVELS`) and is fast to build (well under a second).
 
     Raises InputError for an unknown parameter or a level outside its parameter's grid.
     """
+    levels = space.coarse if levels is None else levels
     unknown = set(levels) - set(space.names)
     if unknown:
         raise InputError(f"levels name unknown parameter(s) {sorted(unknown)}; the space has {list(space.names)}")
@@ -224,7 +215,7 @@ class GridSearcher(Searcher):
     Parameters
     ----------
     space, seed : as for :class:`Searcher`.
-    levels : coarse-grid levels (see :func:`coarse_grid`); default :data:`DEFAULT_LEVELS`.
+    levels : coarse-grid levels (see :func:`coarse_grid`); default: the space's own.
 
     Attributes
     ----------
@@ -236,7 +227,7 @@ class GridSearcher(Searcher):
     def __init__(self, space: SearchSpace = SEARCH_SPACE, seed: int = 0, levels: Mapping[str, tuple] | None = None):
         super().__init__(space, seed)
         self._rng = np.random.default_rng(seed)
-        grid = coarse_grid(space, DEFAULT_LEVELS if levels is None else levels)
+        grid = coarse_grid(space, levels)
         self.configs = [grid[i] for i in self._rng.permutation(len(grid))]
         self._queue = self._visit()
 

@@ -1,7 +1,8 @@
 """Local descriptors per atom, in a registry: a new descriptor is added in one place.
 
 A descriptor maps an image (or ``None`` for positions-only input) and an
-:class:`~ferrogym.workflows.lattice.AtomLattice` to a feature matrix on a set of sites. Sites
+:class:`~ferrogym.workflows.lattice.AtomLattice` to a feature matrix on a set of sites; it gets
+its parameters from the configuration, and ``seed`` where it is random (the VAE). Sites
 it cannot describe (a patch window leaving the image, a B site without a complete cage) are
 left out and counted, never dropped silently: their labels become -1.
 
@@ -11,8 +12,9 @@ patch is centred exactly (with bilinear sub-pixel sampling) on the refined atom 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -33,11 +35,15 @@ class Features:
     values : (M, D) float array, one row per described site.
     sites : (M,) int array, indices into the lattice's atoms.
     n_skipped : how many requested sites could not be described (edge windows, broken cages).
+    named : per-site quantities worth a map, by name (the VAE's angle and latents), else empty.
+    info : how the descriptor was obtained, where that varies (the VAE's device, seconds, loss).
     """
 
     values: np.ndarray
     sites: np.ndarray
     n_skipped: int
+    named: Mapping[str, np.ndarray] = field(default_factory=dict)
+    info: Mapping[str, Any] = field(default_factory=dict)
 
 
 DescriptorFn = Callable[..., Features]
@@ -83,13 +89,13 @@ def patch_descriptor(image, lattice, *, patch_sites="B", window_x=1.0, window_y=
     return Features(values - values.mean(axis=1, keepdims=True), sites[inside], int((~inside).sum()))
 
 
-def sample_patches(image: np.ndarray, xy: np.ndarray, width: int, height: int):
-    """Bilinear samples on a width x height pixel grid centred on each (x, y).
+def sample_patches(image: np.ndarray, xy: np.ndarray, width: int, height: int, step: float = 1.0):
+    """Bilinear samples on a width x height grid, ``step`` pixels apart, centred on each (x, y).
 
     Returns the (M, height*width) patches of the centres whose window lies inside the image,
     and the boolean mask of those centres.
     """
-    half_w, half_h = (width - 1) / 2, (height - 1) / 2
+    half_w, half_h = step * (width - 1) / 2, step * (height - 1) / 2
     rows, cols = image.shape
     inside = (
         (xy[:, 0] - half_w >= 0)
@@ -98,7 +104,7 @@ def sample_patches(image: np.ndarray, xy: np.ndarray, width: int, height: int):
         & (xy[:, 1] + half_h <= rows - 1)
     )
     centres = xy[inside]
-    offset_y, offset_x = np.mgrid[-half_h : half_h + 1, -half_w : half_w + 1]
+    offset_y, offset_x = step * np.mgrid[-(height - 1) / 2 : (height + 1) / 2, -(width - 1) / 2 : (width + 1) / 2]
     sample_rows = centres[:, 1, None, None] + offset_y  # (x, y) -> (row, col) here only
     sample_cols = centres[:, 0, None, None] + offset_x
     values = ndimage.map_coordinates(image, [sample_rows.ravel(), sample_cols.ravel()], order=1)
@@ -140,6 +146,31 @@ def patch_and_displacement_descriptor(image, lattice, *, window_x=1.0, window_y=
     blocks = [_unit_total_variance(patches.values[in_patch]), _unit_total_variance(shifts.values[in_shift])]
     n_requested = len(lattice.site_indices("B"))
     return Features(np.hstack(blocks), common, n_requested - len(common))
+
+
+@register_descriptor("vae")
+def vae_descriptor(image, lattice, *, patch_sites="B", window=2.0, latent_dim=2, kl_weight=1.0,
+                   invariance="rotation+translation", epochs=20, seed=0, **_) -> Features:
+    """Latents of a rotation-invariant VAE (:mod:`.rvae`) trained on this image's square patches.
+
+    Patches of ``window`` lattice constants are resampled to the VAE's fixed grid, the image
+    smoothed first where that grid is coarser than the pixels (against aliasing).
+    """
+    from .rvae import SIDE, VAESettings, fit_latents  # torch loads on the first VAE evaluation only
+
+    if image is None:
+        raise DescriptorUnavailable("the VAE learns from image patches; only positions were given")
+    sites = lattice.site_indices(patch_sites)
+    step = window * lattice.lattice_constant_px / (SIDE - 1)
+    smoothed = ndimage.gaussian_filter(image.astype(np.float32), step / 2) if step > 1 else image
+    values, inside = sample_patches(smoothed, lattice.xy[sites], SIDE, SIDE, step)
+    if inside.sum() < 2:
+        raise DescriptorUnavailable(f"only {int(inside.sum())} {window} a patches fit inside the image")
+    settings = VAESettings(latent_dim=latent_dim, kl_weight=kl_weight, invariance=invariance, epochs=epochs,
+                           seed=seed)
+    latents = fit_latents(values.reshape(-1, SIDE, SIDE), settings)
+    info = {"device": latents.device, "seconds": round(latents.seconds, 3), "loss": round(latents.loss, 3)}
+    return Features(latents.features(), sites[inside], int((~inside).sum()), latents.named(), info)
 
 
 def _standardise(values: np.ndarray) -> np.ndarray:

@@ -84,9 +84,16 @@ class Param:
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """An ordered collection of :class:`Param` with the operations searchers need."""
+    """An ordered collection of :class:`Param` with the operations searchers need.
+
+    ``name`` is how users pick the space (``--space``); ``coarse`` gives the few values per
+    parameter of the space's coarse grid (the grid searcher's first pass and a benchmark's
+    oracle), parameters not named keeping their whole grid.
+    """
 
     params: tuple[Param, ...]
+    name: str = "descriptors"
+    coarse: Mapping[str, tuple] = field(default_factory=dict)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -169,8 +176,45 @@ class SearchSpace:
         return np.asarray(out, dtype=np.int64)
 
 
+#: The stage after the descriptor, the same in every space: reduction and clustering.
+CLUSTERING_PARAMS = (
+    Param("reduction", "categorical", ("none", "pca"), "pca", "dimensionality reduction"),
+    Param(
+        "n_components",
+        "int",
+        (2, 3, 4, 6, 8, 12, 16),
+        4,
+        "PCA components kept",
+        active_when={"reduction": ("pca",)},
+    ),
+    Param(
+        "clustering",
+        "categorical",
+        ("gmm", "kmeans", "bgmm"),
+        "gmm",
+        "clustering method (Gaussian mixture, k-means, Bayesian Gaussian mixture)",
+    ),
+    Param(
+        "covariance",
+        "categorical",
+        ("full", "tied", "diag", "spherical"),
+        "full",
+        "covariance type of the mixture",
+        active_when={"clustering": ("gmm", "bgmm")},
+    ),
+    Param("n_clusters", "int", (2, 3, 4, 5, 6, 7, 8), 4, "number of clusters"),
+)
+#: Coarse levels of the clustering stage: a small and a large PCA size, the full and the
+#: diagonal covariance (tied is close to full, spherical to k-means, which the grid keeps), and
+#: every cluster count 2..8.
+_CLUSTERING_COARSE = {"n_components": (3, 8), "covariance": ("full", "diag")}
+
 _PATCH_DESCRIPTORS = ("patch", "patch+displacement")
 
+#: Hand-made descriptors. Coarse grid: windows at the lower and upper quarter of their range (a
+#: probe on synthetic images found the best patches at both small and large windows, often
+#: anisotropic), every descriptor and clustering: 1,890 canonical configurations (18 descriptor
+#: settings x 3 reductions x 5 clusterings x 7 cluster counts).
 SEARCH_SPACE = SearchSpace(
     (
         Param(
@@ -206,30 +250,47 @@ SEARCH_SPACE = SearchSpace(
             unit="a",
             active_when={"descriptor": _PATCH_DESCRIPTORS},
         ),
-        Param("reduction", "categorical", ("none", "pca"), "pca", "dimensionality reduction"),
-        Param(
-            "n_components",
-            "int",
-            (2, 3, 4, 6, 8, 12, 16),
-            4,
-            "PCA components kept",
-            active_when={"reduction": ("pca",)},
-        ),
-        Param(
-            "clustering",
-            "categorical",
-            ("gmm", "kmeans", "bgmm"),
-            "gmm",
-            "clustering method (Gaussian mixture, k-means, Bayesian Gaussian mixture)",
-        ),
-        Param(
-            "covariance",
-            "categorical",
-            ("full", "tied", "diag", "spherical"),
-            "full",
-            "covariance type of the mixture",
-            active_when={"clustering": ("gmm", "bgmm")},
-        ),
-        Param("n_clusters", "int", (2, 3, 4, 5, 6, 7, 8), 4, "number of clusters"),
-    )
+        *CLUSTERING_PARAMS,
+    ),
+    name="descriptors",
+    coarse={"window_x": (0.75, 2.0), "window_y": (0.75, 2.0), **_CLUSTERING_COARSE},
 )
+
+#: The rotation-invariant VAE (:mod:`.rvae`) as the descriptor, its training settings as
+#: actions. A space of its own because an evaluation costs a training (about a second at
+#: 512 x 512 against milliseconds for a hand-made descriptor): mixed into one space, budgets
+#: counted in evaluations would hide a hundredfold difference in cost. Coarse grid: 48 trainings
+#: (two windows, latent sizes and KL weights, every invariance, both site choices) x the
+#: clustering stage.
+VAE_SPACE = SearchSpace(
+    (
+        Param("descriptor", "categorical", ("vae",), "vae", "the rotation-invariant VAE of atom-centred patches"),
+        Param("patch_sites", "categorical", ("all", "A", "B"), "B", "atoms the patches are centred on"),
+        Param("window", "float", (1.0, 1.5, 2.0, 2.5, 3.0), 2.0, "side of the square patch", unit="a"),
+        Param("latent_dim", "int", (1, 2, 3, 4, 6), 2, "content latents"),
+        Param("kl_weight", "float", (0.1, 0.3, 1.0, 3.0, 10.0), 1.0, "weight of the KL terms (beta)"),
+        Param(
+            "invariance",
+            "categorical",
+            ("none", "rotation", "rotation+translation"),
+            "rotation+translation",
+            "what the decoder explains by a transform rather than by content",
+        ),
+        Param("epochs", "int", (10, 20, 40, 80), 20, "training epochs (passes over the patches)"),
+        *CLUSTERING_PARAMS,
+    ),
+    name="vae",
+    coarse={"patch_sites": ("all", "B"), "window": (1.5, 2.5), "latent_dim": (2, 4), "kl_weight": (0.3, 3.0),
+            "epochs": (20,), **_CLUSTERING_COARSE},
+)
+
+SPACES = {space.name: space for space in (SEARCH_SPACE, VAE_SPACE)}
+
+
+def get_space(name: str | SearchSpace) -> SearchSpace:
+    """The space called ``name`` (``descriptors`` or ``vae``); a SearchSpace is returned as is."""
+    if isinstance(name, SearchSpace):
+        return name
+    if name not in SPACES:
+        raise InputError(f"unknown search space {name!r}; use one of {sorted(SPACES)}")
+    return SPACES[name]

@@ -29,7 +29,7 @@ from .lattice import AtomLattice, lattice_from_columns, lattice_from_positions
 from .metrics import match_positions, variant_ari, wall_f1
 from .order import OrderParameter, measure_order
 from .rewards import DEFAULT_REWARD, RewardFn, as_reward_result, get_reward
-from .space import SEARCH_SPACE, SearchSpace
+from .space import CLUSTERING_PARAMS, SEARCH_SPACE, SearchSpace, get_space
 from .synthetic import GroundTruth, SyntheticSample
 from .walls import Segmentation
 
@@ -77,7 +77,8 @@ class Workflow:
     reward : registered name, ``"module:function"`` or callable.
     order_parameter : kind of the image's order parameter the rewards judge walls on
         (:data:`~ferrogym.workflows.order.ORDER_KINDS`).
-    space : the search space configurations are validated against.
+    space : the search space configurations are validated against, or its name
+        (:data:`~ferrogym.workflows.space.SPACES`: ``descriptors``, ``vae``).
     seed : random state of the clustering.
     """
 
@@ -90,7 +91,7 @@ class Workflow:
         truth: GroundTruth | None = None,
         reward: str | RewardFn = DEFAULT_REWARD,
         order_parameter: str = "auto",
-        space: SearchSpace = SEARCH_SPACE,
+        space: str | SearchSpace = SEARCH_SPACE,
         seed: int = 0,
     ):
         if image is None and positions is None:
@@ -100,7 +101,7 @@ class Workflow:
         self.truth = truth
         self.reward_fn = get_reward(reward)
         self.order_parameter = order_parameter
-        self.space = space
+        self.space = get_space(space)
         self.seed = seed
         self._features: dict[tuple, Features | DescriptorUnavailable] = {}
         self._reduced: dict[tuple, np.ndarray] = {}
@@ -122,12 +123,16 @@ class Workflow:
         """Workflow on a positions file (.npy, .csv, .txt) without an image."""
         return cls(positions=load_positions(path), **kwargs)
 
-    def without_caches(self) -> Workflow:
+    def without_caches(self, space: str | SearchSpace | None = None) -> Workflow:
         """A copy that shares the measured atoms (and truth) but no descriptor, reduction or label
-        cache, so that one search's timings do not profit from another search's evaluations."""
+        cache, so that one search's timings do not profit from another search's evaluations;
+        with ``space``, the copy searches that space instead."""
         copy = object.__new__(Workflow)
         copy.__dict__.update(self.__dict__)
         copy._features, copy._reduced, copy._labels, copy._last = {}, {}, {}, None
+        if space is not None:
+            copy.space = get_space(space)
+            copy.__dict__.pop("_descriptor_params", None)
         return copy
 
     @cached_property
@@ -173,8 +178,9 @@ class Workflow:
         key = self._descriptor_key(config)
         if key not in self._features:
             try:
-                params = {k: config[k] for k in ("patch_sites", "window_x", "window_y")}
-                self._features[key] = compute_descriptor(config["descriptor"], self.image, self.lattice, **params)
+                params = {name: config[name] for name in self._descriptor_params}
+                self._features[key] = compute_descriptor(config["descriptor"], self.image, self.lattice,
+                                                         seed=self.seed, **params)
             except DescriptorUnavailable as error:
                 self._features[key] = error
         result = self._features[key]
@@ -279,20 +285,25 @@ class Workflow:
         """The configuration with windows converted to pixels, for people and logs."""
         a = self.lattice.lattice_constant_px
         human = dict(config)
-        if self.space["window_x"].is_active(config):
-            human["window_x"] = window_pixels(config["window_x"], a)
-            human["window_y"] = window_pixels(config["window_y"], a)
+        for param in self.space.params:
+            if param.unit == "a" and param.is_active(config):
+                human[param.name] = window_pixels(config[param.name], a)
         human["lattice_constant_px"] = round(a, 3)
         return human
 
+    @cached_property
+    def _descriptor_params(self) -> tuple[str, ...]:
+        """The parameters the descriptor takes: all but its name and the clustering stage."""
+        later = {p.name for p in CLUSTERING_PARAMS}
+        return tuple(name for name in self.space.names if name != "descriptor" and name not in later)
+
     def _descriptor_key(self, config: Mapping[str, Any]) -> tuple:
+        """What a descriptor depends on; windows in pixels, so two that round alike share it."""
         a = self.lattice.lattice_constant_px
-        return (
-            config["descriptor"],
-            config["patch_sites"],
-            window_pixels(config["window_x"], a),
-            window_pixels(config["window_y"], a),
-        )
+        return (config["descriptor"], *(
+            window_pixels(config[name], a) if self.space[name].unit == "a" else config[name]
+            for name in self._descriptor_params
+        ))
 
 
 def _cage_majority(labels: np.ndarray) -> np.ndarray:
