@@ -26,8 +26,8 @@ class DomainWallsBanditEnv(DomainWallsBase):
 
     ## Action Space
 
-    ``MultiDiscrete(SEARCH_SPACE.grid_sizes)``, as in ``ferrogym/DomainWalls-v0``: one grid
-    index per search-space parameter.
+    ``MultiDiscrete(space.grid_sizes)``, as in ``ferrogym/DomainWalls-v0``: one grid index
+    per parameter of the search space (``space="descriptors"``, the default, or ``"vae"``).
 
     ## Observation Space
 
@@ -57,8 +57,8 @@ class DomainWallsBanditEnv(DomainWallsBase):
 
     ## Arguments
 
-    ``images``, ``positions``, ``sublattice``, ``reward``, ``cache_images``, ``render_mode``,
-    as for ``ferrogym/DomainWalls-v0`` (there is no budget).
+    ``images``, ``positions``, ``sublattice``, ``reward``, ``space``, ``cache_images``,
+    ``render_mode``, as for ``ferrogym/DomainWalls-v0`` (there is no budget).
 
     ## Version History
 

@@ -15,7 +15,7 @@ from ferrogym.workflows.errors import InputError
 from ferrogym.workflows.figure import render_segmentation
 from ferrogym.workflows.images import ImageSet, as_image_set
 from ferrogym.workflows.rewards import DEFAULT_REWARD, get_reward
-from ferrogym.workflows.space import SEARCH_SPACE
+from ferrogym.workflows.space import SEARCH_SPACE, SearchSpace, get_space
 from ferrogym.workflows.workflow import Evaluation, Workflow
 
 from . import observation
@@ -36,6 +36,7 @@ class DomainWallsBase(gym.Env):
         positions: Any = None,
         sublattice: Any = None,
         reward: Any = DEFAULT_REWARD,
+        space: str | SearchSpace = SEARCH_SPACE.name,
         cache_images: int = 8,
         render_mode: str | None = None,
     ):
@@ -47,7 +48,7 @@ class DomainWallsBase(gym.Env):
             images = DEFAULT_IMAGES
         self.images: ImageSet = as_image_set(images, positions=positions, sublattice=sublattice)
         self.reward_fn = get_reward(reward)
-        self.space = SEARCH_SPACE
+        self.space = get_space(space)
         self.render_mode = render_mode
         self.cache_images = cache_images
         self.action_space = gym.spaces.MultiDiscrete(self.space.grid_sizes, dtype=np.int64)

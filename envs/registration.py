@@ -29,7 +29,10 @@ BANDIT_ENTRY_POINT = "ferrogym.envs.bandit:DomainWallsBanditEnv"
 BUILT_IN = {
     "ferrogym/DomainWalls-v0": SEARCH_ENTRY_POINT,
     "ferrogym/DomainWallsBandit-v0": BANDIT_ENTRY_POINT,
+    "ferrogym/DomainWallsVAE-v0": SEARCH_ENTRY_POINT,
 }
+#: Default keyword arguments of the built-in ids that have any.
+BUILT_IN_KWARGS = {"ferrogym/DomainWallsVAE-v0": {"space": "vae"}}
 
 
 def register_built_in() -> None:
@@ -37,7 +40,7 @@ def register_built_in() -> None:
     for env_id, entry_point in BUILT_IN.items():
         for alias in (env_id, env_id.split("/", 1)[1]):
             if alias not in gym.registry:
-                gym.register(alias, entry_point=entry_point)
+                gym.register(alias, entry_point=entry_point, kwargs=BUILT_IN_KWARGS.get(env_id, {}))
 
 
 def register_reward_env(name: str, reward: Any, *, bandit: bool = False, **defaults) -> str:

@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 
 from ferrogym.workflows.errors import InputError
-from ferrogym.workflows.space import SEARCH_SPACE
+from ferrogym.workflows.space import SEARCH_SPACE, SearchSpace
 
 from . import observation
 from .base import DomainWallsBase
@@ -35,11 +35,17 @@ class DomainWallsEnv(DomainWallsBase):
     are in lattice constants, so one action means the same physical window on every image.
     Indices of parameters that do not apply (windows of the displacement descriptor...) are
     ignored. Wrap with :class:`ferrogym.envs.DiscreteActions` for a ``Discrete`` space (DQN).
+    With ``space="vae"`` (the id ``ferrogym/DomainWallsVAE-v0``) the action is one index per
+    parameter of :data:`~ferrogym.workflows.space.VAE_SPACE` instead: the rotation-invariant
+    VAE's patch sites, window, latent size, KL weight, invariance and epochs, then the same
+    clustering stage.
 
     ## Observation Space
 
-    A float32 ``Box`` of {size} entries, every one clipped to its bounds. Before the first
-    step the configuration and segmentation entries are 0.
+    A float32 ``Box`` of {size} entries (on the default space), every one clipped to its
+    bounds. Before the first step the configuration and segmentation entries are 0. With
+    another ``space`` the configuration entries are those of that space
+    (:func:`ferrogym.envs.search.entries`).
 
     {table}
 
@@ -81,6 +87,7 @@ class DomainWallsEnv(DomainWallsBase):
     | ``positions`` | None | (N, 2) x, y array or position file(s), analysed without (or with the given) image |
     | ``sublattice`` | None | (N,) "A"/"B" for a positions array |
     | ``reward`` | ``"order"`` | registered reward name, ``"module:function"`` or a callable |
+    | ``space`` | ``"descriptors"`` | the search space: ``"descriptors"`` (hand-made) or ``"vae"`` |
     | ``budget`` | 20 | evaluations per episode |
     | ``reward_mode`` | ``"improvement"`` | ``"improvement"`` or ``"raw"`` |
     | ``cache_images`` | 8 | images whose analyses are kept between episodes |
@@ -101,7 +108,8 @@ class DomainWallsEnv(DomainWallsBase):
             raise InputError(f"reward_mode={reward_mode!r}; use one of {REWARD_MODES}")
         self.budget = int(budget)
         self.reward_mode = reward_mode
-        self.observation_space = gym.spaces.Box(*observation.bounds(ENTRIES), dtype=np.float32)
+        self.entries = entries(self.space)
+        self.observation_space = gym.spaces.Box(*observation.bounds(self.entries), dtype=np.float32)
         self.steps = 0
         self.best_reward: float | None = None
         self.best_config: dict | None = None
@@ -135,7 +143,7 @@ class DomainWallsEnv(DomainWallsBase):
 
     def _observe(self, improved: bool) -> np.ndarray:
         if self.evaluation is None:
-            middle = np.zeros(len(ENTRIES) - len(observation.IMAGE) - len(observation.SEARCH), np.float32)
+            middle = np.zeros(len(self.entries) - len(observation.IMAGE) - len(observation.SEARCH), np.float32)
         else:
             middle = np.concatenate([
                 observation.config_features(self.space, self.evaluation.config),
@@ -148,9 +156,13 @@ class DomainWallsEnv(DomainWallsBase):
         return np.concatenate([self._image_part, middle, search]).astype(np.float32)
 
 
-#: The observation's entries, in order (the env always searches SEARCH_SPACE).
-ENTRIES = (*observation.IMAGE, *observation.config_block(SEARCH_SPACE), *observation.SEGMENTATION,
-           *observation.SEARCH)
+def entries(space: SearchSpace) -> tuple[observation.Entry, ...]:
+    """The observation's entries, in order, when the env searches ``space``."""
+    return (*observation.IMAGE, *observation.config_block(space), *observation.SEGMENTATION, *observation.SEARCH)
+
+
+#: The observation's entries on the default space (``ferrogym/DomainWalls-v0``).
+ENTRIES = entries(SEARCH_SPACE)
 
 DomainWallsEnv.__doc__ = DomainWallsEnv.__doc__.format(
     size=len(ENTRIES), table=observation.markdown_table(ENTRIES).replace("\n", "\n    ")

@@ -25,7 +25,8 @@ import reward_plugins
 
 #: Small synthetic images keep env tests fast (about 8 x 8 unit cells).
 SMALL = "synthetic:0-3,shape=200x200"
-IDS = ["ferrogym/DomainWalls-v0", "ferrogym/DomainWallsBandit-v0", "DomainWalls-v0", "DomainWallsBandit-v0"]
+IDS = ["ferrogym/DomainWalls-v0", "ferrogym/DomainWallsBandit-v0", "ferrogym/DomainWallsVAE-v0", "DomainWalls-v0",
+       "DomainWallsBandit-v0", "DomainWallsVAE-v0"]
 
 
 def rollout(env, seed: int, actions):
