@@ -11,8 +11,10 @@ Writes, under the output folder:
   pixels). Labels of one phase (same column-intensity ratio, i.e. chemistry) are its variants;
   ``phase`` and ``phases`` are null where the workflow cannot tell (positions without an image);
 - ``segmentation.png``: the domain map over the image (walls drawn), the truth beside it when
-  the workflow has one, and the polarization map (``-b_displacement`` per B site) when there
-  are B sites; each panel at the image's aspect ratio, titled with the file name.
+  the workflow has one, the polarization map (``-b_displacement`` per B site) when there
+  are B sites, and with the VAE a map of its angle and of each latent; each panel at the image's
+  aspect ratio, titled with the file name. With the VAE ``summary.json`` also has
+  ``descriptor``: the device it trained on, its seconds and final loss.
 
 With the default ``order`` reward, when the best reward stays below
 :data:`~ferrogym.workflows.rewards.NO_WALLS_BELOW`, no
@@ -32,6 +34,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from ferrogym.workflows.descriptors import DescriptorUnavailable
 from ferrogym.workflows.errors import InputError
 from ferrogym.workflows.figure import save_segmentation_figure
 from ferrogym.workflows.io import load_image, load_positions
@@ -43,8 +46,10 @@ from ferrogym.workflows.workflow import Evaluation, Workflow
 from .search import make_strategy, run_search
 
 
-def workflow_for(image=None, positions=None, a_sites=None, b_sites=None, reward=DEFAULT_REWARD) -> Workflow:
-    """The workflow of an image file, a positions file, or separate A- and B-site files.
+def workflow_for(image=None, positions=None, a_sites=None, b_sites=None, reward=DEFAULT_REWARD,
+                 space: str = "descriptors") -> Workflow:
+    """The workflow of an image file, a positions file, or separate A- and B-site files, searching
+    ``space`` (``descriptors`` or ``vae``).
 
     An image given with positions is used for patch descriptors at those positions.
     """
@@ -58,12 +63,12 @@ def workflow_for(image=None, positions=None, a_sites=None, b_sites=None, reward=
         a, b = load_positions(a_sites).xy, load_positions(b_sites).xy
         xy = np.vstack([a, b])
         sublattice = np.array(["A"] * len(a) + ["B"] * len(b))
-        return Workflow(array, positions=xy, sublattice=sublattice, reward=reward)
+        return Workflow(array, positions=xy, sublattice=sublattice, reward=reward, space=space)
     if positions is not None:
-        return Workflow(array, positions=load_positions(positions), reward=reward)
+        return Workflow(array, positions=load_positions(positions), reward=reward, space=space)
     if array is None:
         raise InputError("nothing to analyse: give an IMAGE, --positions, or --a-sites and --b-sites")
-    return Workflow(array, reward=reward)
+    return Workflow(array, reward=reward, space=space)
 
 
 @dataclass(frozen=True)
@@ -113,11 +118,25 @@ def analyze(workflow: Workflow, search: str, budget: int, out: str | Path, *, se
                "no_walls_below": NO_WALLS_BELOW, **describe_labels(workflow, result.segmentation)}
     if best.reason:
         summary["reason"] = best.reason
+    maps, how = descriptor_maps(workflow, best)
+    if how:
+        summary["descriptor"] = how
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     title = f"{Path(name).name}: {search}, reward {best.reward:.3f}" + (", no walls" if result.has_walls is False else "")
     save_segmentation_figure(out / "segmentation.png", workflow.image, result.segmentation, title,
-                             truth=workflow.truth_segmentation, lattice=workflow.lattice)
+                             truth=workflow.truth_segmentation, lattice=workflow.lattice, maps=maps)
     return result
+
+
+def descriptor_maps(workflow: Workflow, evaluation: Evaluation) -> tuple[dict, dict]:
+    """The per-site quantities the evaluation's descriptor names (the VAE's angle and latents) as
+    figure maps, and how the descriptor was obtained (the VAE's device, seconds, loss)."""
+    try:
+        features = workflow.features(evaluation.config)
+    except DescriptorUnavailable:
+        return {}, {}
+    xy = workflow.lattice.xy[features.sites]
+    return {name: (xy, values) for name, values in features.named.items()}, dict(features.info)
 
 
 def conclude(workflow: Workflow, best: Evaluation) -> Analysis:

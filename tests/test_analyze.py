@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from ferrogym.agents import analyze as analyze_module
 from ferrogym.agents.analyze import analyze
 from ferrogym.workflows import SyntheticParams, Workflow, generate
 from ferrogym.workflows.errors import InputError
@@ -107,3 +108,25 @@ def test_phases_are_not_told_without_column_intensities(tmp_path):
     analyze(Workflow(positions=a_sites), "random", 3, tmp_path, progress=False)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["phases"] is None and all(row["phase"] is None for row in summary["labels"])
+
+
+def test_the_vae_space_records_its_device_and_maps_its_latents(tmp_path, monkeypatch):
+    drawn = {}
+    original = analyze_module.save_segmentation_figure
+
+    def record(*args, **kwargs):
+        drawn.update(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(analyze_module, "save_segmentation_figure", record)
+    workflow = Workflow.from_sample(generate(STRIPES, seed=1), space="vae")
+    analyze(workflow, "random", 2, tmp_path, progress=False)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["config"]["descriptor"] == "vae"
+    assert summary["descriptor"]["device"] == "cpu" and summary["descriptor"]["seconds"] > 0
+    best = workflow.space.canonical({k: v for k, v in summary["config"].items() if k in workflow.space.names
+                                     and workflow.space[k].unit != "a"})
+    expected = {f"z{i + 1}" for i in range(best["latent_dim"])} | (
+        {"angle_deg"} if best["invariance"] != "none" else set()) | (
+        {"dx", "dy"} if best["invariance"] == "rotation+translation" else set())
+    assert set(drawn["maps"]) == expected

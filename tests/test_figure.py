@@ -115,3 +115,17 @@ def test_analyze_titles_with_the_file_name_and_draws_all_panels(tmp_path, monkey
     assert title.startswith("scan.tif: random") and "/" not in title and "\\" not in title
     assert kwargs["truth"] is wide_workflow.truth_segmentation and kwargs["lattice"] is wide_workflow.lattice
     assert mpimg.imread(tmp_path / "out" / "segmentation.png").ndim == 3
+
+
+def test_maps_get_a_panel_each_the_angle_on_a_cyclic_scale(wide_workflow):
+    lattice = wide_workflow.lattice
+    sites = lattice.site_indices("B")
+    xy = lattice.xy[sites]
+    maps = {"angle_deg": (xy, np.linspace(-180, 180, len(sites))), "z1": (xy, np.linspace(-2, 3, len(sites)))}
+    segmentation = wide_workflow.evaluate().segmentation
+    figure = segmentation_figure(wide_workflow.image, segmentation, "maps", maps=maps)
+    titles = [axes.get_title() for axes in figure.axes]
+    assert titles == ["domains", "angle (degrees, cyclic)", "z1 (-1.9 to 2.9)"]  # 2nd to 98th percentile
+    angle_points = figure.axes[1].collections[0]
+    assert angle_points.get_cmap().name == figure_module.CYCLIC_MAP_CMAP
+    assert angle_points.get_clim() == (-180, 180)

@@ -10,15 +10,21 @@ extent without an image):
 - **polarization** (when the lattice has B sites): an arrow per B site along the polarization,
   the *negative* B-site displacement (``-lattice.b_displacement``, DESIGN.md section 4), coloured
   by its direction on a cyclic colour map with a colour wheel as key. Arrows are centred on their
-  site and scaled so that the median displacement draws 0.4 lattice constants long.
+  site and scaled so that the median displacement draws 0.4 lattice constants long;
+- **maps** (when given, before the polarization): one panel per per-site quantity, such as the
+  VAE's angle and latents, a disc per site 0.9 times the sites' nearest-neighbour distance
+  across, coloured by its value (the
+  angle on a cyclic map over -180..180 degrees, others over their 2nd to 98th percentile), the
+  range in the panel's title.
 
-Panels stand side by side for tall images and one above the other for wide ones. Figures are
+Panels are laid out in the grid of columns and rows that brings the figure closest to 4:3:
+side by side for tall images, one above the other for wide ones. Figures are
 plain :class:`matplotlib.figure.Figure` objects drawn by Agg: no display, no pyplot state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +32,14 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from scipy.optimize import linear_sum_assignment
+from scipy.spatial import cKDTree
 
 from .lattice import AtomLattice
 from .walls import Segmentation, label_raster
 
 UNASSIGNED_COLOUR = "0.6"
+MAP_CMAP, CYCLIC_MAP_CMAP = "viridis", "twilight"
+MAP_DISC_SPACINGS = 0.9  # a site's disc in a map panel, in nearest-neighbour distances across
 LABEL_CMAP = "tab10"  # labels 0..9; clusterings have at most 8
 ANGLE_CMAP = "hsv"  # cyclic and bright in every direction, so arrows read over a grey image
 ARROW_MEDIAN_CELLS = 0.4  # the median polarization draws this many lattice constants long
@@ -50,6 +59,7 @@ def segmentation_figure(
     *,
     truth: Segmentation | None = None,
     lattice: AtomLattice | None = None,
+    maps: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
     panel_area: float = PANEL_AREA,
     max_inches: float = MAX_INCHES,
 ) -> Figure:
@@ -68,6 +78,8 @@ def segmentation_figure(
     lattice : AtomLattice or None
         The measured atoms; adds the polarization panel when it has B sites with a defined
         displacement.
+    maps : {name: ((M, 2) xy, (M,) values)} or None
+        Per-site quantities, one panel each; a name ending in ``_deg`` is an angle in degrees.
     panel_area : float
         Area of each panel in square inches, before the figure is shrunk to ``max_inches``.
     max_inches : float
@@ -76,8 +88,8 @@ def segmentation_figure(
     Returns
     -------
     matplotlib.figure.Figure
-        The panels in order domains, truth, polarization; panel titles only when there are
-        several.
+        The panels in order domains, truth, maps, polarization; panel titles only when there
+        are several.
     """
     extent = _extent(image, segmentation)
     panels: list[tuple[str, Callable]] = []
@@ -86,8 +98,12 @@ def segmentation_figure(
     if truth is not None:
         colours = matched_colours(truth.labels, segmentation.labels)
         panels.append(("truth", lambda axes: _draw_domains(axes, image, truth, extent, colours)))
+    for name, (xy, values) in (maps or {}).items():
+        panels.append((_map_title(name, values),
+                       lambda axes, xy=xy, values=values, name=name: _draw_map(axes, image, xy, values, name,
+                                                                               extent)))
     arrows = polarization(lattice) if lattice is not None else None
-    if arrows is not None:
+    if arrows is not None:  # last, so that its colour-wheel key stands beside it
         a = lattice.lattice_constant_px
         panels.append(("polarization (-B displacement)",
                        lambda axes: _draw_polarization(axes, image, *arrows, a, extent)))
@@ -110,14 +126,16 @@ def segmentation_figure(
 
 
 def save_segmentation_figure(path, image, segmentation: Segmentation, title: str = "", *,
-                             truth: Segmentation | None = None, lattice: AtomLattice | None = None) -> Path:
+                             truth: Segmentation | None = None, lattice: AtomLattice | None = None,
+                             maps: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None) -> Path:
     """Write :func:`segmentation_figure` as a PNG (creating the folder) and return its path.
 
-    ``truth`` and ``lattice`` add the truth and polarization panels, as in :func:`segmentation_figure`.
+    ``truth``, ``lattice`` and ``maps`` add the truth, polarization and map panels, as in
+    :func:`segmentation_figure`.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure = segmentation_figure(image, segmentation, title, truth=truth, lattice=lattice)
+    figure = segmentation_figure(image, segmentation, title, truth=truth, lattice=lattice, maps=maps)
     figure.savefig(path, format="png", dpi=DPI)
     return path
 
@@ -187,13 +205,14 @@ def _extent(image, segmentation: Segmentation) -> tuple[float, float, float, flo
 def _layout(extent, n_panels: int, title: str, *, with_key: bool, panel_area: float, max_inches: float):
     """A figure sized to the data's aspect and the panels' boxes in figure fractions.
 
-    Panels go in one row or one column, whichever makes the figure closer to 4:3; the angle key
-    sits right of the last panel.
+    Panels fill a grid row by row, with the number of columns that makes the figure closest to
+    4:3; the angle key sits right of the last panel.
     """
     aspect = (extent[1] - extent[0]) / (extent[2] - extent[3])
     width, height = np.sqrt(panel_area * aspect), np.sqrt(panel_area / aspect)
-    in_row = abs(np.log(n_panels * aspect / (4 / 3))) <= abs(np.log(aspect / n_panels / (4 / 3)))
-    cols, rows = (n_panels, 1) if in_row else (1, n_panels)
+    cols = min(range(1, n_panels + 1),
+               key=lambda c: abs(np.log(c * aspect / -(-n_panels // c) / (4 / 3))))
+    rows = -(-n_panels // cols)
     panel_title = _PANEL_TITLE if n_panels > 1 else 0.0
     top = _TITLE if title else _MARGIN
     key = _KEY if with_key else 0.0
@@ -205,7 +224,7 @@ def _layout(extent, n_panels: int, title: str, *, with_key: bool, panel_area: fl
     figure = Figure(figsize=(fig_w, fig_h), dpi=DPI)
     boxes = []
     for i in range(n_panels):
-        row, col = (0, i) if in_row else (i, 0)
+        row, col = divmod(i, cols)
         left = _MARGIN + col * (width + _GAP)
         bottom = fig_h - top - (row + 1) * (panel_title + height) - row * _GAP
         boxes.append((left / fig_w, bottom / fig_h, width / fig_w, height / fig_h))
@@ -257,6 +276,36 @@ def _draw_polarization(axes, image, xy: np.ndarray, vectors: np.ndarray, a: floa
                 cmap=ANGLE_CMAP, clim=(-np.pi, np.pi), angles="xy", scale_units="xy", scale=scale,
                 units="xy", width=0.08 * a, headwidth=3.0, headlength=3.5, headaxislength=3.0,
                 pivot="middle", edgecolor="black", linewidth=0.3)
+
+
+def _map_title(name: str, values: np.ndarray) -> str:
+    if name.endswith("_deg"):
+        return f"{name[:-4]} (degrees, cyclic)"
+    low, high = _map_range(values)
+    return f"{name} ({low:.2g} to {high:.2g})"
+
+
+def _map_range(values: np.ndarray) -> tuple[float, float]:
+    """2nd to 98th percentile: what varies over the image, not a few outliers, fills the scale."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return 0.0, 1.0
+    low, high = np.percentile(finite, [2, 98])
+    return float(low), float(high if high > low else low + 1e-12)
+
+
+def _draw_map(axes, image, xy: np.ndarray, values: np.ndarray, name: str, extent) -> None:
+    """A disc per site, coloured by its value."""
+    _show_image(axes, image, extent)
+    spacing = float(np.median(cKDTree(xy).query(xy, k=2)[0][:, 1])) if len(xy) > 1 else 1.0
+    panel_inches = axes.get_position().width * axes.figure.get_figwidth()
+    diameter_points = MAP_DISC_SPACINGS * spacing * panel_inches * 72 / (extent[1] - extent[0])
+    if name.endswith("_deg"):
+        colour = dict(cmap=CYCLIC_MAP_CMAP, vmin=-180, vmax=180)
+    else:
+        low, high = _map_range(values)
+        colour = dict(cmap=MAP_CMAP, vmin=low, vmax=high)
+    axes.scatter(xy[:, 0], xy[:, 1], c=values, s=diameter_points**2, linewidths=0, alpha=0.85, **colour)
 
 
 def _angle(vectors: np.ndarray) -> np.ndarray:
