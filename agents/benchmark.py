@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 from ferrogym.workflows.errors import InputError
 from ferrogym.workflows.figure import save_segmentation_figure
 from ferrogym.workflows.images import FileImages, ImageSet, SyntheticImages, as_image_set
+from ferrogym.workflows.space import SEARCH_SPACE, get_space
 
 from . import report
 from .policy import load_run
@@ -52,7 +53,7 @@ BACKENDS = ("local", "ray")
 
 @dataclass(frozen=True)
 class Benchmark:
-    """What to run: strategies, images, budget and seeds, written under ``out``."""
+    """What to run: strategies, images, budget and seeds in a search space, written under ``out``."""
 
     strategies: tuple[str, ...]
     images: ImageSet
@@ -60,6 +61,7 @@ class Benchmark:
     seeds: int
     out: Path
     oracle: bool = True
+    space: str = SEARCH_SPACE.name
 
     @property
     def records_path(self) -> Path:
@@ -93,6 +95,7 @@ def run_benchmark(
     out: str | Path,
     *,
     oracle: bool = True,
+    space: str = SEARCH_SPACE.name,
     workers: int = 1,
     backend: str = "local",
     address: str | None = None,
@@ -100,12 +103,15 @@ def run_benchmark(
 ) -> list[dict]:
     """Run (or resume) the benchmark, write the report, and return the summary rows.
 
+    Every strategy searches ``space`` (``descriptors`` or ``vae``, see
+    :data:`~ferrogym.workflows.space.SPACES`).
+
     ``backend="ray"`` runs each search as a Ray task on the cluster at ``address`` (default: the
     one started on this machine, else a new local one); ``workers`` is for the local backend.
     """
     _check_backend(backend, workers, address)
     benchmark = Benchmark(tuple(check_strategy(s) for s in strategies), as_image_set(images), int(budget),
-                          int(seeds), Path(out), oracle)
+                          int(seeds), Path(out), oracle, get_space(space).name)
     _validate(benchmark)
     benchmark.out.mkdir(parents=True, exist_ok=True)
     _write_settings(benchmark)
@@ -165,13 +171,13 @@ def _validate(benchmark: Benchmark) -> None:
             _check_unseen(strategy, load_run(strategy[len(POLICY_PREFIX):]), benchmark.images)
     settings = benchmark.out / "settings.json"
     if settings.exists():
-        previous = json.loads(settings.read_text())
+        previous = {"space": SEARCH_SPACE.name, **json.loads(settings.read_text())}  # older runs: one space
         now = _settings(benchmark)
         changed = {k: (previous.get(k), v) for k, v in now.items() if k != "strategies" and previous.get(k) != v}
         if changed:
             raise InputError(
                 f"{benchmark.out} holds a benchmark with other settings {changed} (before, now); "
-                "resume with the same images, budget and seeds, or choose another --out"
+                "resume with the same images, budget, seeds and space, or choose another --out"
             )
 
 
@@ -194,7 +200,7 @@ def _check_unseen(strategy: str, run: dict, images: ImageSet) -> None:
 def _settings(benchmark: Benchmark) -> dict[str, Any]:
     names = [benchmark.images.name(i) for i in range(len(benchmark.images))]
     return {"strategies": list(benchmark.strategies), "images": names, "budget": benchmark.budget,
-            "seeds": benchmark.seeds}
+            "seeds": benchmark.seeds, "space": benchmark.space}
 
 
 def _write_settings(benchmark: Benchmark) -> None:
@@ -225,7 +231,7 @@ def _run_image(job, on_record=None) -> None:
 
 def workflow_with_atoms(benchmark: Benchmark, index: int):
     """The workflow of image ``index`` with its atoms found; searches start from copies of it."""
-    workflow = benchmark.images.workflow(index)
+    workflow = benchmark.images.workflow(index, space=benchmark.space)
     _ = workflow.lattice
     return workflow
 
@@ -353,7 +359,7 @@ def _best_segmentations(benchmark: Benchmark, records: list[dict], labels: dict[
     """For the first image: the best configuration each strategy found (over seeds), drawn into
     ``best_<label>.png`` (labels from :func:`report.strategy_labels`)."""
     image = benchmark.images.name(0)
-    workflow = benchmark.images.workflow(0)
+    workflow = benchmark.images.workflow(0, space=benchmark.space)
     for strategy in benchmark.strategies:
         mine = [r for r in records if r["strategy"] == strategy and r["image"] == image]
         if not mine:

@@ -15,6 +15,7 @@ import yaml
 
 from ferrogym.workflows.errors import InputError
 from ferrogym.workflows.rewards import DEFAULT_REWARD
+from ferrogym.workflows.space import SEARCH_SPACE, SPACES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,9 +83,15 @@ def _benchmark_parser(commands) -> None:
                    help="folder for records, summary and figures; rerun into it to resume")
     p.add_argument("--workers", type=int, default=1, help="processes, one image each (local backend)")
     _backend_arguments(p, "one Ray task per search")
+    _space_argument(p)
     p.add_argument("--no-oracle", action="store_true", help="skip the exhaustive coarse grid per image")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=_run_benchmark)
+
+
+def _space_argument(p) -> None:
+    p.add_argument("--space", choices=sorted(SPACES), default=SEARCH_SPACE.name,
+                   help="what is searched: hand-made descriptors, or the rotation-invariant VAE's settings")
 
 
 def _backend_arguments(p, ray_does: str) -> None:
@@ -115,6 +122,7 @@ def _analyze_parser(commands) -> None:
     p.add_argument("--search", default="bayes-gp", help="random, grid, bayes-gp, bayes-tpe or policy:DIR")
     p.add_argument("--budget", type=int, default=50)
     p.add_argument("--reward", default=DEFAULT_REWARD, help=f"reward name or module:function (default: {DEFAULT_REWARD})")
+    _space_argument(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("results/analysis"))
     p.add_argument("--no-progress", action="store_true")
@@ -151,7 +159,7 @@ def _run_benchmark(args) -> None:
 
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     run_benchmark(strategies, args.images, args.budget, args.seeds, args.out, oracle=not args.no_oracle,
-                  workers=args.workers, backend=args.backend, address=args.address, progress=not args.no_progress)
+                  space=args.space, workers=args.workers, backend=args.backend, address=args.address, progress=not args.no_progress)
     print((args.out / "summary.md").read_text())
     print(f"records: {args.out / 'evaluations.jsonl'}; figures and summary.csv in {args.out}")
 
@@ -172,7 +180,8 @@ def _run_audit(args) -> None:
 def _run_analyze(args) -> None:
     from .analyze import analyze, workflow_for
 
-    workflow = workflow_for(args.image, args.positions, args.a_sites, args.b_sites, reward=args.reward)
+    workflow = workflow_for(args.image, args.positions, args.a_sites, args.b_sites, reward=args.reward,
+                            space=args.space)
     name = str(args.image or args.positions or args.a_sites)
     result = analyze(workflow, args.search, args.budget, args.out, seed=args.seed, name=name,
                      progress=not args.no_progress)

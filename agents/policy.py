@@ -61,8 +61,13 @@ class PolicySearcher(Searcher):
         self.model = ALGORITHMS[self.run["algo"]].load(Path(run_dir) / "model.zip", device="cpu")
         env_class = gym.spec(registry_id(self.run["env_id"])).entry_point
         kwargs = {"budget": budget} if env_class.endswith("DomainWallsEnv") else {}
+        if "space" in self.run["env_kwargs"]:
+            kwargs["space"] = self.run["env_kwargs"]["space"]
         env = gym.make(registry_id(self.run["env_id"]), images=OneWorkflow(workflow, image_name), **kwargs,
                        disable_env_checker=True)
+        if env.unwrapped.space.name != workflow.space.name:
+            raise InputError(f"policy {run_dir} was trained on the {env.unwrapped.space.name!r} space; this search "
+                             f"is over {workflow.space.name!r} (choose it with --space)")
         self.env = DiscreteActions(env) if self.run["discrete"] else env
         self.is_search = isinstance(env.unwrapped, DomainWallsEnv)
         self._obs, _ = self.env.reset(seed=seed)

@@ -224,6 +224,24 @@ def test_benchmark_refuses_to_mix_settings_in_one_folder(tmp_path):
         main([*base, "--budget", "3"])
 
 
+def test_benchmark_searches_the_vae_space_and_keeps_it_on_resume(tmp_path):
+    base = ["benchmark", "--strategies", "random", "--images", f"synthetic:500,{TINY}", "--seeds", "1",
+            "--budget", "2", "--out", str(tmp_path), "--no-oracle", "--no-progress"]
+    main([*base, "--space", "vae"])
+    records = load_records(tmp_path / "evaluations.jsonl")
+    assert len(records) == 2 and all(r["config"]["descriptor"] == "vae" for r in records)
+    with pytest.raises(SystemExit):
+        main(base)  # the folder holds a VAE benchmark
+
+
+def test_a_policy_searches_only_the_space_it_was_trained_on(trained_run, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["benchmark", "--strategies", f"policy:{trained_run}", "--images", TEST_IMAGES, "--space", "vae",
+              "--budget", "2", "--seeds", "1", "--out", str(tmp_path), "--no-oracle", "--no-progress"])
+    assert exit_info.value.code == 2
+    assert "trained on the 'descriptors' space; this search is over 'vae'" in capsys.readouterr().err
+
+
 # --- reward audit --------------------------------------------------------------------------------
 
 
