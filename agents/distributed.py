@@ -61,7 +61,12 @@ def connected(address: str | None) -> Iterator:
         yield ray
         return
     env_vars = {ENV_VARIABLE: os.environ[ENV_VARIABLE]} if ENV_VARIABLE in os.environ else {}
-    ray.init(address=address, runtime_env={"env_vars": env_vars}, logging_level=logging.WARNING, log_to_driver=False)
+    try:
+        ray.init(address=address, runtime_env={"env_vars": env_vars}, logging_level=logging.WARNING,
+                 log_to_driver=False)
+    except ConnectionError as error:
+        raise InputError(f"{error}; check --address, and on a cluster with token authentication set "
+                         "RAY_AUTH_MODE=token and its token here (see the README, Scaling out)") from None
     try:
         yield ray
     finally:
@@ -197,6 +202,10 @@ def train_on_ray(algo: str, env_id: str, timesteps: int, out: str | Path, *, add
     kwargs = dict(algo=algo, env_id=env_id, timesteps=timesteps, n_envs=n_envs, progress_bar=False, **settings)
     out = Path(out)
     with connected(address) as ray:
+        largest = max(n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"])
+        if n_envs > largest:  # Ray would wait for such a node forever
+            raise InputError(f"{n_envs} envs need {n_envs} CPUs on one node, and the largest node of the cluster "
+                             f"has {largest:g}; use --n-envs {int(largest)} or fewer")
         task = ray.remote(num_cpus=n_envs)(_train_task)
         folder = _result(ray, task.remote(_pack(out), files, kwargs))
     _unpack(folder, out)

@@ -44,7 +44,7 @@ def main() -> None:
         start = time.perf_counter()
         result = algo.train()
         runners = result["env_runners"]
-        print(f"iteration {iteration}: {runners['num_env_steps_sampled_lifetime']} env steps, "
+        print(f"iteration {iteration}: {int(runners['num_env_steps_sampled_lifetime'])} env steps, "
               f"mean episode reward {runners['episode_return_mean']:.3f}, {time.perf_counter() - start:.1f} s")
     algo.stop()
     ray.shutdown()

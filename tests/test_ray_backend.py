@@ -128,6 +128,9 @@ def test_train_runs_on_a_ray_worker_and_resumes_there(cluster, tmp_path):
     args = ["train", "--algo", "ppo", "--env", "ferrogym/DomainWallsBandit-v0", "--out", str(tmp_path / "run"),
             "--images", "synthetic:0-1,shape=128x128", "--eval-images", "", "--checkpoint-freq", "16",
             "--hyperparams", str(hyperparams), "--backend", "ray", "--no-progress"]
+    with pytest.raises(SystemExit) as exit_info:  # 3 envs need a node of 3 CPUs; Ray would wait forever
+        main([*args, "--timesteps", "16", "--n-envs", "3"])
+    assert exit_info.value.code == 2 and not (tmp_path / "run").exists()
     assert main([*args, "--timesteps", "16"]) == 0
     assert main([*args, "--timesteps", "32", "--resume"]) == 0
     run = json.loads((tmp_path / "run" / "run.json").read_text())
