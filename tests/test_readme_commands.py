@@ -129,6 +129,21 @@ COMMANDS: dict[str, Fill] = {
         outputs=(*(f"results/benchmark/{name}" for name in BENCHMARK_OUTPUTS if name != "best_bayes-gp.png"),
                  "results/benchmark/best_policy-ppo-search.png"),
     ),
+    # From "Scaling out": ADDR is a cluster's address; "local" starts a Ray runtime for the run.
+    "ferrogym benchmark --strategies random,grid,bayes-tpe --images \"synthetic:0-49,shape=256x256\" --budget 100 "
+    "--seeds 10 --out results/big --backend ray --address ADDR": Fill(
+        "benchmark-ray",
+        {"--images": f"synthetic:2000-2000,{TINIEST}", "--budget": "2", "--seeds": "1", "--out": "{tmp}/big",
+         "ADDR": "local"},
+        outputs=(*(f"big/{name}" for name in BENCHMARK_OUTPUTS if name != "best_bayes-gp.png"), "big/oracle.jsonl"),
+    ),
+    "ferrogym train --algo ppo --env ferrogym/DomainWalls-v0 --timesteps 200000 --n-envs K --out runs/ppo "
+    "--backend ray --address ADDR": Fill(
+        "train-ray",
+        {"--timesteps": "16", "K": "1", "--out": "{tmp}/run", "ADDR": "local"},
+        extra=("--images", f"synthetic:0-1,{TINY}"),
+        outputs=("run/run.json", "run/hyperparams.yml", "run/model.zip"),
+    ),
     "python -m ferrogym.workflows [IMAGE] [--descriptor ...] [--n-clusters ...]": Fill(
         "workflows",
         {"IMAGE": {"synthetic": "", "image": "{data}/image.npy"}, "--descriptor": "displacement",
