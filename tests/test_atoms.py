@@ -421,3 +421,50 @@ def test_duplicate_positions_do_not_warn(perovskite):
     xy, sublattice = perovskite(n_cells=6, a=20.0)
     lattice = lattice_from_positions(np.vstack([xy, xy[:1]]), np.append(sublattice, "A"))
     assert lattice.cell_area_px == pytest.approx(400.0, rel=0.01)
+
+
+@pytest.mark.parametrize("seed, dose", [(0, 200.0), (1, 20.0), (2, 5.0)])
+def test_local_maxima_are_the_peaks_of_peak_local_max(seed, dose):
+    """The fast local maxima equal scikit-image's peaks, in the same order, on noisy images; at a
+    dose of 5 counts the LoG of integer counts has exact ties, of which scikit-image keeps one
+    per min_distance and local_maxima may keep another: every difference is such a tie."""
+    from scipy import ndimage
+    from skimage.feature import peak_local_max
+
+    from ferrogym.workflows.atoms import local_maxima
+    from ferrogym.workflows.synthetic import SyntheticParams, generate
+
+    image = generate(SyntheticParams(shape=(300, 400), dose=dose), seed=seed).image
+    response = -ndimage.gaussian_laplace(image, 1.6)
+    fast, reference = local_maxima(response, 5), peak_local_max(response, min_distance=5, exclude_border=False)
+    if dose >= 20:
+        np.testing.assert_array_equal(fast, reference)
+    ours, theirs = set(map(tuple, fast)), set(map(tuple, reference))
+    for peak in ours ^ theirs:
+        twins = [q for q in ours & theirs if max(abs(q[0] - peak[0]), abs(q[1] - peak[1])) <= 5]
+        assert any(response[q] == response[peak] for q in twins), peak
+
+
+def test_a_plateau_gives_one_local_maximum():
+    from ferrogym.workflows.atoms import local_maxima
+
+    image = np.zeros((20, 20))
+    image[5:8, 5:9] = 1.0  # one flat peak
+    image[15, 15] = 0.5
+    np.testing.assert_array_equal(local_maxima(image, 2), [[5, 5], [15, 15]])
+
+
+def test_stopping_converged_column_fits_early_moves_no_column(monkeypatch):
+    """Columns whose fit has converged stop iterating; every position stays within 1e-3 px of the
+    fit that iterates all columns the full count."""
+    from ferrogym.workflows import atoms
+    from ferrogym.workflows.synthetic import SyntheticParams, generate
+
+    image = generate(SyntheticParams(shape=(400, 400), dose=100.0), seed=5).image
+    spacing = atoms.estimate_column_spacing(image)
+    candidates = atoms.detect_columns(image, spacing)
+    early = atoms.refine_columns(image, candidates, spacing)
+    monkeypatch.setattr(atoms, "CONVERGED_PX", 0.0)
+    full = atoms.refine_columns(image, candidates, spacing)
+    assert np.abs(early.xy - full.xy).max() < 1e-3
+    np.testing.assert_allclose(early.amplitude, full.amplitude, rtol=1e-3)

@@ -21,6 +21,11 @@ from .errors import InputError
 
 #: Peaks weaker than this share of a typical bright column's LoG response are noise.
 RELATIVE_PEAK_THRESHOLD = 0.15
+#: The column spacing is measured on at most this many pixels each way, taken from the image's
+#: centre: a full frame repeats the same lattice, and the cost grows with the area.
+SPACING_CROP = 1024
+#: A column fit whose step is below this (pixels; relative for the amplitude) has converged.
+CONVERGED_PX = 1e-4
 
 
 @dataclass(frozen=True)
@@ -69,13 +74,19 @@ def _within_image(columns: Columns, shape: tuple[int, int]) -> Columns:
 def estimate_column_spacing(image: np.ndarray) -> float:
     """Distance (px) between nearest columns, from the nearest strong autocorrelation peak.
 
-    The autocorrelation averages over the whole image, so it is robust to noise; slow
+    The autocorrelation averages over the central :data:`SPACING_CROP` pixels each way (a
+    1024 x 1024 crop holds tens of cells even at 30 px per cell), so it is robust to noise; slow
     background variations are removed first so that they do not dominate it.
     """
+    image = _central_crop(image, SPACING_CROP)
     rows, cols = image.shape
-    flattened = image - ndimage.gaussian_filter(image, sigma=min(rows, cols) / 8)
-    flattened = flattened - flattened.mean()
-    power = np.abs(np.fft.rfft2(flattened, s=(2 * rows, 2 * cols))) ** 2  # zero-padded: no wrap
+    # Zero-padded (no wrap), with a Gaussian high-pass of width min(rows, cols) / 8 applied in
+    # Fourier space, where it costs nothing next to the transform itself.
+    spectrum = np.fft.rfft2(image - image.mean(), s=(2 * rows, 2 * cols))
+    sigma = min(rows, cols) / 8
+    k_rows, k_cols = np.fft.fftfreq(2 * rows)[:, None], np.fft.rfftfreq(2 * cols)[None, :]
+    spectrum *= 1 - np.exp(-2 * (np.pi * sigma) ** 2 * (k_rows**2 + k_cols**2))
+    power = np.abs(spectrum) ** 2
     autocorr = np.fft.fftshift(np.fft.irfft2(power, s=(2 * rows, 2 * cols)))
     centre = np.array(autocorr.shape) // 2
     reach = min(rows, cols) // 3
@@ -96,13 +107,17 @@ def estimate_column_spacing(image: np.ndarray) -> float:
     return float(lags[strong].min())
 
 
+def _central_crop(image: np.ndarray, size: int) -> np.ndarray:
+    rows, cols = image.shape
+    top, left = max(0, (rows - size) // 2), max(0, (cols - size) // 2)
+    return image[top : top + size, left : left + size]
+
+
 def detect_columns(image: np.ndarray, spacing: float) -> np.ndarray:
     """Integer (x, y) candidates: maxima of the inverted LoG at the expected column width."""
     column_sigma = max(1.0, spacing / 8)
     response = -ndimage.gaussian_laplace(image, sigma=column_sigma)
-    peaks_rc = peak_local_max(
-        response, min_distance=max(2, int(0.4 * spacing)), exclude_border=False
-    )
+    peaks_rc = local_maxima(response, min_distance=max(2, int(0.4 * spacing)))
     if len(peaks_rc) == 0:
         return np.empty((0, 2))
     strength = response[tuple(peaks_rc.T)]
@@ -111,11 +126,31 @@ def detect_columns(image: np.ndarray, spacing: float) -> np.ndarray:
     return peaks_rc[:, ::-1].astype(float)  # (row, col) -> (x, y)
 
 
+def local_maxima(image: np.ndarray, min_distance: int) -> np.ndarray:
+    """(row, col) of the pixels that are the largest of their (2 min_distance + 1)^2 square and
+    above the image's minimum, brightest first; a plateau of equal maxima gives one pixel.
+
+    These are the peaks of skimage's ``peak_local_max(image, min_distance,
+    exclude_border=False)`` but for its last pass, which checks every pair of peaks for spacing
+    and only ever removes ties between separate pixels of exactly equal value: on a 2048 x 2048
+    frame that pass took 1.6 s of 1.7 s and removed none of 26,000 columns.
+    """
+    size = 2 * min_distance + 1
+    peaks = (image == ndimage.maximum_filter(image, size=size, mode="nearest")) & (image > image.min())
+    plateaus, _ = ndimage.label(peaks, structure=np.ones((3, 3)))
+    rows_cols = np.argwhere(peaks)  # raster order
+    _, first = np.unique(plateaus[tuple(rows_cols.T)], return_index=True)
+    rows_cols = rows_cols[np.sort(first)]
+    return rows_cols[np.argsort(-image[tuple(rows_cols.T)], kind="stable")]
+
+
 def refine_columns(image: np.ndarray, xy: np.ndarray, spacing: float, iterations: int = 12) -> Columns:
     """Fit a 2-D Gaussian plus constant to each column, all columns in one batched solve.
 
     The fit window has radius 0.35 x spacing, so neighbouring columns hardly reach it. Pixels
-    outside the image get zero weight, which keeps columns on the border. A fit that wanders
+    outside the image get zero weight, which keeps columns on the border. A column whose
+    position and width move less than :data:`CONVERGED_PX` (and its amplitude less than that
+    share) in one step has converged and is not iterated further. A fit that wanders
     off (moves more than a third of the spacing or yields a non-physical width) falls back to
     the intensity-weighted centre of mass.
     """
@@ -134,8 +169,16 @@ def refine_columns(image: np.ndarray, xy: np.ndarray, spacing: float, iterations
 
     start = _centre_of_mass(values, weights, px, py)
     params = _initial_parameters(values, weights, start, spacing)
+    active = np.ones(len(params), dtype=bool)  # columns still moving; converged ones stop
     for _ in range(iterations):
-        params = _levenberg_marquardt_step(params, values, weights, px, py, spacing)
+        step = _levenberg_marquardt_step(params[active], values[active], weights[active], px[active], py[active],
+                                         spacing)
+        params[active] += step
+        still = (np.abs(step[:, 1:4]).max(axis=1) > CONVERGED_PX) | (
+            np.abs(step[:, 0]) > CONVERGED_PX * np.abs(params[active, 0]))
+        active[active] = still
+        if not active.any():
+            break
 
     moved = np.hypot(*(params[:, 1:3] - start).T)
     failed = (
@@ -168,39 +211,44 @@ def _centre_of_mass(values, weights, px, py):
 
 def _initial_parameters(values, weights, start, spacing):
     """[amplitude, x, y, sigma, background] starting values per column."""
-    inside = np.where(weights > 0, values, np.nan)
-    background = np.nanpercentile(inside.reshape(len(values), -1), 10, axis=1)
-    peak = np.nanmax(inside.reshape(len(values), -1), axis=1)
+    flat = values.reshape(len(values), -1)
+    background = np.percentile(flat, 10, axis=1)
+    peak = flat.max(axis=1)
+    on_border = (weights == 0).any(axis=(1, 2))  # pixels outside the image do not count
+    if on_border.any():
+        inside = np.where(weights[on_border] > 0, values[on_border], np.nan).reshape(int(on_border.sum()), -1)
+        background[on_border] = np.nanpercentile(inside, 10, axis=1)
+        peak[on_border] = np.nanmax(inside, axis=1)
     sigma = np.full(len(values), max(1.0, spacing / 8))
     return np.column_stack([peak - background, start, sigma, background])
 
 
 def _levenberg_marquardt_step(params, values, weights, px, py, spacing, damping=1e-3):
-    """One damped Gauss-Newton update of every column's Gaussian model, batched."""
+    """The damped Gauss-Newton step of every column's Gaussian model, batched."""
+    n = len(params)
     amplitude, x0, y0, sigma, background = (params[:, i, None, None] for i in range(5))
     ddx, ddy = px - x0, py - y0
-    gauss = np.exp(-(ddx**2 + ddy**2) / (2 * sigma**2))
+    r2 = ddx**2 + ddy**2
+    gauss = np.exp(-r2 / (2 * sigma**2))
     residual = (values - (amplitude * gauss + background)) * weights
-    jacobian = np.stack(
-        [
-            gauss,
-            amplitude * gauss * ddx / sigma**2,
-            amplitude * gauss * ddy / sigma**2,
-            amplitude * gauss * (ddx**2 + ddy**2) / sigma**3,
-            np.ones_like(gauss),
-        ],
-        axis=-1,
-    ) * weights[..., None]
-    jac = jacobian.reshape(len(params), -1, 5)
-    normal = np.einsum("npi,npj->nij", jac, jac)
+    weighted = amplitude * gauss * weights / sigma**2
+    jac_t = np.empty((n, 5, values[0].size))  # (column, parameter, pixel)
+    jac_t[:, 0] = (gauss * weights).reshape(n, -1)
+    jac_t[:, 1] = (weighted * ddx).reshape(n, -1)
+    jac_t[:, 2] = (weighted * ddy).reshape(n, -1)
+    jac_t[:, 3] = (weighted * r2 / sigma).reshape(n, -1)
+    jac_t[:, 4] = weights.reshape(n, -1)
+    normal = jac_t @ jac_t.transpose(0, 2, 1)  # batched products (BLAS): the fit's main cost
     normal = normal + damping * normal * np.eye(5)  # Marquardt: scale-free, per parameter
-    gradient = np.einsum("npi,np->ni", jac, residual.reshape(len(params), -1))
+    gradient = (jac_t @ residual.reshape(n, -1, 1))[..., 0]
+    # A flat window (zero amplitude) makes its matrix exactly singular; a ridge far below the
+    # matrix's scale keeps solve() from failing for the whole image and gives such a column no
+    # step in the directions it cannot see (as a pseudo-inverse would), so it fails below.
+    ridge = 1e-12 * np.abs(np.diagonal(normal, axis1=1, axis2=2)).max(axis=1) + 1e-300
     with np.errstate(all="ignore"):
-        # pinv, not solve: a flat window (zero amplitude) makes its matrix exactly singular,
-        # which made solve() raise for the whole image; such columns get no step and fail below.
-        step = (np.linalg.pinv(normal) @ gradient[..., None])[..., 0]
+        step = np.linalg.solve(normal + ridge[:, None, None] * np.eye(5), gradient[..., None])[..., 0]
     step = np.nan_to_num(step)
     limit = spacing / 10  # at most a tenth of the spacing per iteration
     step[:, 1:3] = np.clip(step[:, 1:3], -limit, limit)
     step[:, 3] = np.clip(step[:, 3], -0.5 * params[:, 3], 0.5 * params[:, 3])
-    return params + step
+    return step
