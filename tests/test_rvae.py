@@ -5,6 +5,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+import ferrogym.envs  # noqa: F401  (registers the env ids)
 from ferrogym.workflows import InputError, Workflow
 from ferrogym.workflows.descriptors import DescriptorUnavailable, compute_descriptor, window_pixels
 from ferrogym.workflows.rvae import SIDE, VAESettings, fit_latents

@@ -357,3 +357,20 @@ def test_without_caches_shares_atoms_but_recomputes_clusterings(two_families_wor
     again = copy.evaluate(config)
     np.testing.assert_array_equal(again.atom_labels, first.atom_labels)
     assert again.reward == first.reward and copy._labels and two_families_workflow._labels is not copy._labels
+
+
+def test_caches_stay_within_their_byte_bounds_and_evicted_stages_come_back_equal(monkeypatch):
+    """With bounds of a few patches, many configurations keep each cache under its bound; a
+    configuration whose stages were dropped is recomputed to the same labels."""
+    sample = generate(SyntheticParams(shape=(256, 256)), seed=2)
+    monkeypatch.setattr(workflow_module, "CACHE_BYTES", (400_000, 20_000, 20_000))
+    workflow = Workflow.from_sample(sample)
+    rng = np.random.default_rng(0)
+    configs = [workflow.space.sample(rng) for _ in range(25)]
+    first = [workflow.evaluate(c).atom_labels for c in configs]
+    for cache in (workflow._features, workflow._reduced, workflow._labels):
+        assert 0 < cache.currsize <= cache.maxsize
+    again = Workflow.from_sample(sample)
+    for config, labels in zip(configs, first):
+        np.testing.assert_array_equal(workflow.evaluate(config).atom_labels, labels)
+        np.testing.assert_array_equal(again.evaluate(config).atom_labels, labels)

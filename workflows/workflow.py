@@ -2,7 +2,7 @@
 
 :class:`Workflow` holds one image (or one set of positions) and caches every expensive stage:
 the atoms once, descriptors per kind and window in pixels, reductions per descriptor and
-reduction, and labels per full canonical configuration. :meth:`Workflow.evaluate` returns an
+reduction, and labels per full canonical configuration, each cache bounded in bytes. :meth:`Workflow.evaluate` returns an
 :class:`Evaluation`: the segmentation, its reward with components and, when the image has
 ground truth, the truth metrics.
 
@@ -19,6 +19,7 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
+from cachetools import LRUCache
 
 from .atoms import find_columns
 from .clustering import DegenerateClustering, cluster, reduce
@@ -35,6 +36,10 @@ from .walls import Segmentation
 
 #: The image (or the positions) must span at least this many lattice constants each way.
 MIN_CELLS_ACROSS = 3
+#: Bytes each cache of a workflow may hold: descriptor features (a 2.5 a patch on every atom of a
+#: 2048 x 2048 frame is hundreds of MB), reductions, labels. Long runs over many configurations
+#: stay bounded; the envs bound the number of images kept.
+CACHE_BYTES = (512 * 2**20, 64 * 2**20, 64 * 2**20)
 
 
 @dataclass(frozen=True)
@@ -103,9 +108,7 @@ class Workflow:
         self.order_parameter = order_parameter
         self.space = get_space(space)
         self.seed = seed
-        self._features: dict[tuple, Features | DescriptorUnavailable] = {}
-        self._reduced: dict[tuple, np.ndarray] = {}
-        self._labels: dict[tuple, np.ndarray | DegenerateClustering] = {}
+        self._features, self._reduced, self._labels = _new_caches()
         self._last: Evaluation | None = None  # a repeated configuration (a searcher telling an env) is free
 
     @classmethod
@@ -129,7 +132,8 @@ class Workflow:
         with ``space``, the copy searches that space instead."""
         copy = object.__new__(Workflow)
         copy.__dict__.update(self.__dict__)
-        copy._features, copy._reduced, copy._labels, copy._last = {}, {}, {}, None
+        copy._features, copy._reduced, copy._labels = _new_caches()
+        copy._last = None
         if space is not None:
             copy.space = get_space(space)
             copy.__dict__.pop("_descriptor_params", None)
@@ -176,14 +180,14 @@ class Workflow:
     def features(self, config: Mapping[str, Any]) -> Features:
         """The (cached) descriptor of a canonical configuration; raises DescriptorUnavailable."""
         key = self._descriptor_key(config)
-        if key not in self._features:
+        result = self._features.get(key)
+        if result is None:
             try:
                 params = {name: config[name] for name in self._descriptor_params}
-                self._features[key] = compute_descriptor(config["descriptor"], self.image, self.lattice,
-                                                         seed=self.seed, **params)
+                result = compute_descriptor(config["descriptor"], self.image, self.lattice, seed=self.seed, **params)
             except DescriptorUnavailable as error:
-                self._features[key] = error
-        result = self._features[key]
+                result = error
+            _remember(self._features, key, result)
         if isinstance(result, DescriptorUnavailable):
             raise result
         return result
@@ -194,22 +198,17 @@ class Workflow:
         features = self.features(config)
         reduced_key = (*self._descriptor_key(config), config["reduction"], config["n_components"])
         key = tuple(config.items())
-        if key not in self._labels:
+        result = self._labels.get(key)
+        if result is None:
             try:
-                if reduced_key not in self._reduced:
-                    self._reduced[reduced_key] = reduce(
-                        features.values, config["reduction"], config["n_components"], self.seed
-                    )
-                self._labels[key] = cluster(
-                    self._reduced[reduced_key],
-                    config["clustering"],
-                    config["n_clusters"],
-                    config["covariance"],
-                    self.seed,
-                )
+                reduced = self._reduced.get(reduced_key)
+                if reduced is None:
+                    reduced = reduce(features.values, config["reduction"], config["n_components"], self.seed)
+                    _remember(self._reduced, reduced_key, reduced)
+                result = cluster(reduced, config["clustering"], config["n_clusters"], config["covariance"], self.seed)
             except DegenerateClustering as error:
-                self._labels[key] = error
-        result = self._labels[key]
+                result = error
+            _remember(self._labels, key, result)
         if isinstance(result, DegenerateClustering):
             raise result
         return features, result
@@ -304,6 +303,24 @@ class Workflow:
             window_pixels(config[name], a) if self.space[name].unit == "a" else config[name]
             for name in self._descriptor_params
         ))
+
+
+def _new_caches() -> tuple[LRUCache, LRUCache, LRUCache]:
+    """Caches of descriptor features, reductions and labels, each bounded in bytes
+    (:data:`CACHE_BYTES`), least recently used entries dropped first."""
+    return tuple(LRUCache(limit, getsizeof=_nbytes) for limit in CACHE_BYTES)
+
+
+def _nbytes(value) -> int:
+    """Bytes of a cached array or :class:`Features`; 1 for a cached reason for failure."""
+    array = getattr(value, "values", value)
+    return max(1, int(getattr(array, "nbytes", 1)))
+
+
+def _remember(cache: LRUCache, key, value) -> None:
+    """Cache ``value`` unless it alone exceeds the cache's bound (it is then recomputed when asked)."""
+    if _nbytes(value) <= cache.maxsize:
+        cache[key] = value
 
 
 def _cage_majority(labels: np.ndarray) -> np.ndarray:
