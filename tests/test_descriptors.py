@@ -254,3 +254,23 @@ def test_displacement_descriptor_without_cages_is_empty(cageless_positions):
     features = compute_descriptor("displacement", None, lattice)
     assert features.values.shape == (0, 2)
     assert features.n_skipped == len(lattice.site_indices("B"))
+
+
+@pytest.mark.parametrize("width, height", [(3, 3), (5, 9), (45, 45)])
+def test_unit_step_patches_equal_map_coordinates_up_to_the_border(width, height):
+    """The fast unit-step sampling gives map_coordinates' bilinear values, also for windows
+    touching the last row and column."""
+    from scipy import ndimage
+
+    from ferrogym.workflows.descriptors import sample_patches
+
+    rng = np.random.default_rng(width)
+    image = rng.random((60, 70))
+    xy = np.vstack([rng.uniform(0, 69, size=(200, 2)) * [1, 59 / 69],
+                    [[69 - (width - 1) / 2, 59 - (height - 1) / 2], [(width - 1) / 2, (height - 1) / 2]]])
+    values, inside = sample_patches(image, xy, width, height)
+    assert inside[-2:].all()
+    offset_y, offset_x = np.mgrid[-(height - 1) / 2 : (height + 1) / 2, -(width - 1) / 2 : (width + 1) / 2]
+    rows, cols = xy[inside, 1, None, None] + offset_y, xy[inside, 0, None, None] + offset_x
+    expected = ndimage.map_coordinates(image, [rows.ravel(), cols.ravel()], order=1).reshape(len(rows), -1)
+    np.testing.assert_allclose(values, expected, atol=1e-12)
