@@ -138,7 +138,7 @@ def run_on_ray(benchmark, searches: list, oracles: list[int], address: str | Non
         sink = _RecordSink(benchmark, searches, on_record)
         try:
             while pending:
-                ready, pending = ray.wait(pending, num_returns=len(pending), timeout=1.0)
+                ready, pending = ray.wait(pending, num_returns=len(pending), timeout=0.2)
                 sink.take(queue.get_nowait_batch(queue.qsize()))  # a task's records are queued before it ends
                 for ref in ready:
                     result = _result(ray, ref)
