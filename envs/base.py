@@ -5,11 +5,13 @@ episode is."""
 from __future__ import annotations
 
 import math
+import multiprocessing
 from collections import OrderedDict
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ferrogym.workflows.errors import InputError
 from ferrogym.workflows.figure import render_segmentation
@@ -44,6 +46,8 @@ class DomainWallsBase(gym.Env):
             raise InputError(f"render_mode={render_mode!r}; use None or one of {self.metadata['render_modes']}")
         if cache_images < 1:
             raise InputError(f"cache_images={cache_images}; keep at least 1 image's analysis")
+        if multiprocessing.parent_process() is not None:
+            _one_thread_per_process()
         if images is None and positions is None:
             images = DEFAULT_IMAGES
         self.images: ImageSet = as_image_set(images, positions=positions, sublattice=sublattice)
@@ -126,3 +130,9 @@ class DomainWallsBase(gym.Env):
             segmentation = self.evaluation.segmentation
             title = f"{self.images.name(self.image_index)}: reward {self.evaluation.reward:.3f}"
         return render_segmentation(self.workflow.image, segmentation, title)
+
+
+def _one_thread_per_process() -> None:
+    """In a worker process of a vector env, BLAS and OpenMP use one thread: the processes are the
+    parallelism, and two workers of two threads each on two cores fight over them."""
+    threadpool_limits(1)

@@ -337,3 +337,27 @@ def test_ppo_trains_a_few_hundred_steps_on_the_bandit():
     model.learn(total_timesteps=256)
     action, _ = model.predict(env.reset(seed=1)[0], deterministic=True)
     assert env.action_space.contains(action)
+
+
+class _ThreadReport(gym.Wrapper):
+    """Reports the BLAS/OpenMP threads of the process the env lives in."""
+
+    def blas_threads(self) -> list[int]:
+        from threadpoolctl import threadpool_info
+
+        return [pool["num_threads"] for pool in threadpool_info()]
+
+
+def _reporting_env():
+    return _ThreadReport(DomainWallsEnv(SMALL, budget=2))
+
+
+def test_an_env_in_a_worker_process_computes_on_one_thread():
+    """Two vector-env workers on two cores, each with a BLAS pool of two threads, fight over the
+    cores; each worker keeps to one thread."""
+    envs = gym.vector.AsyncVectorEnv([_reporting_env, _reporting_env])
+    try:
+        for threads in envs.call("blas_threads"):
+            assert threads and set(threads) == {1}
+    finally:
+        envs.close()

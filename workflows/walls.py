@@ -148,11 +148,10 @@ class Segmentation:
     def _group_walls(self, member: np.ndarray) -> list[WallSegment]:
         if len(self.wall_points) == 0:
             return []
-        on_border = self.wall_on_border
-        return [
-            _describe_segment(self.wall_points[member == k], on_border[member == k].any(), self.spacing)
-            for k in range(member.max() + 1)
-        ]
+        order = np.argsort(member, kind="stable")  # one sort, not one scan per group: noisy
+        bounds = np.cumsum(np.bincount(member))[:-1]  # segmentations have thousands of groups
+        points, border = np.split(self.wall_points[order], bounds), np.split(self.wall_on_border[order], bounds)
+        return [_describe_segment(p, b.any(), self.spacing) for p, b in zip(points, border)]
 
     @cached_property
     def same_label_bonds(self) -> np.ndarray:
