@@ -87,7 +87,8 @@ def patch_descriptor(image, lattice, *, patch_sites="B", window_x=1.0, window_y=
     width = window_pixels(window_x, lattice.lattice_constant_px)
     height = window_pixels(window_y, lattice.lattice_constant_px)
     values, inside = sample_patches(image, lattice.xy[sites], width, height)
-    return Features(values - values.mean(axis=1, keepdims=True), sites[inside], int((~inside).sum()))
+    values -= values.mean(axis=1, keepdims=True)  # in place: a full frame's patches are hundreds of MB
+    return Features(values, sites[inside], int((~inside).sum()))
 
 
 def sample_patches(image: np.ndarray, xy: np.ndarray, width: int, height: int, step: float = 1.0):
