@@ -51,6 +51,7 @@ def cluster(values: np.ndarray, method: str, n_clusters: int, covariance: str, s
     mixture's covariance has more free parameters than there are samples (it would only fit
     noise, slowly).
     """
+    values = np.asarray(values, dtype=np.float64)  # float32 patches: mixtures fail on collapsed components
     n_samples, n_dims = values.shape
     if n_samples < 2 * n_clusters:
         raise DegenerateClustering(f"{n_samples} sites are too few for {n_clusters} clusters")
