@@ -7,7 +7,8 @@ Plain numpy / scikit-learn / scikit-image; no Gymnasium here (environments live 
 - :mod:`.atoms` finds columns, :mod:`.lattice` splits sublattices and measures cells;
 - :mod:`.descriptors` (a registry), :mod:`.clustering`, :mod:`.walls`, :mod:`.order` (the
   image's order parameter the rewards judge walls on), :mod:`.rewards` (a registry),
-  :mod:`.metrics` (truth), :mod:`.space` (the one search-space schema);
+  :mod:`.metrics` (truth), :mod:`.space` (the one search-space schema and its two spaces),
+  :mod:`.rvae` (the rotation-invariant VAE behind the ``vae`` descriptor);
 - :mod:`.workflow` ties them together with per-image caching, :mod:`.figure` draws.
 """
 
@@ -15,7 +16,7 @@ from .errors import InputError
 from .io import ImageData, PositionsData, load_image, load_positions
 from .order import ORDER_KINDS, OrderParameter
 from .rewards import DEFAULT_REWARD, REWARDS, RewardResult, get_reward, register_reward
-from .space import SEARCH_SPACE, Param, SearchSpace
+from .space import SEARCH_SPACE, SPACES, VAE_SPACE, Param, SearchSpace, get_space
 from .synthetic import GroundTruth, SyntheticParams, SyntheticSample, generate, sample_params
 from .walls import Segmentation
 from .workflow import Evaluation, Workflow
@@ -34,6 +35,9 @@ __all__ = [
     "get_reward",
     "register_reward",
     "SEARCH_SPACE",
+    "VAE_SPACE",
+    "SPACES",
+    "get_space",
     "Param",
     "SearchSpace",
     "GroundTruth",
