@@ -172,8 +172,8 @@ def coarse_grid(space: SearchSpace = SEARCH_SPACE, levels: Mapping[str, tuple] |
     """Every distinct canonical configuration of a discretised space, in a fixed order.
 
     Parameters named in ``levels`` (default: the space's own :attr:`~SearchSpace.coarse`) take
-    only those values (each must be in the parameter's grid); the others take their whole grid. Configurations that differ only in inactive
-    parameters are merged (:meth:`SearchSpace.canonical`). Evaluated in full on an image it gives
+    only those values (each must be in the parameter's grid); the others take their whole grid.
+    Configurations that differ only in inactive parameters are merged (:meth:`SearchSpace.canonical`). Evaluated in full on an image it gives
     the reference best value benchmarks normalise regret with, so it is kept small (1,890
     configurations with :data:`DEFAULT_LEVELS`) and is fast to build (well under a second).
 
