@@ -163,7 +163,7 @@ class RandomSearcher(Searcher):
         return self.space.sample(self._rng)
 
 
-#: Coarse levels of the hand-made descriptors' space (1,890 configurations); every space carries
+#: Coarse levels of the hand-made descriptors' space (1,330 configurations); every space carries
 #: its own in :attr:`SearchSpace.coarse`.
 DEFAULT_LEVELS: Mapping[str, tuple] = SEARCH_SPACE.coarse
 
@@ -174,7 +174,7 @@ def coarse_grid(space: SearchSpace = SEARCH_SPACE, levels: Mapping[str, tuple] |
     Parameters named in ``levels`` (default: the space's own :attr:`~SearchSpace.coarse`) take
     only those values (each must be in the parameter's grid); the others take their whole grid.
     Configurations that differ only in inactive parameters are merged (:meth:`SearchSpace.canonical`). Evaluated in full on an image it gives
-    the reference best value benchmarks normalise regret with, so it is kept small (1,890
+    the reference best value benchmarks normalise regret with, so it is kept small (1,330
     configurations with :data:`DEFAULT_LEVELS`) and is fast to build (well under a second).
 
     Raises InputError for an unknown parameter or a level outside its parameter's grid.

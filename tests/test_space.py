@@ -98,6 +98,8 @@ def test_documented_activity_conditions():
     assert not S["window_x"].is_active({**S.default(), "descriptor": "displacement"})
     assert S["window_x"].is_active({**S.default(), "descriptor": "patch+displacement"})
     assert not S["n_components"].is_active({**S.default(), "reduction": "none"})
+    assert not S["reduction"].is_active({**S.default(), "descriptor": "patch+displacement"})
+    assert S["reduction"].is_active({**S.default(), "descriptor": "lattice"})
     assert not S["covariance"].is_active({**S.default(), "clustering": "kmeans"})
     assert S["covariance"].is_active({**S.default(), "clustering": "bgmm"})
 
@@ -123,7 +125,9 @@ def test_canonical_keeps_active_values():
         ({"descriptor": "displacement", "window_x": 2.0, "window_y": 0.5, "patch_sites": "A"}, ("window_x", "window_y", "patch_sites")),
         ({"descriptor": "lattice", "window_x": 2.5}, ("window_x",)),
         ({"descriptor": "patch+displacement", "patch_sites": "all"}, ("patch_sites",)),
-        ({"reduction": "none", "n_components": 12}, ("n_components",)),
+        ({"descriptor": "displacement", "reduction": "none", "n_components": 12}, ("n_components",)),
+        # patches are always reduced, and the PCA size then matters: conditions read canonical values
+        ({"descriptor": "patch", "reduction": "none", "n_components": 12}, ("reduction",)),
         ({"clustering": "kmeans", "covariance": "diag"}, ("covariance",)),
     ],
 )
@@ -134,6 +138,12 @@ def test_canonical_resets_inactive_params(given_config, reset):
     for name, value in given_config.items():
         if name not in reset:
             assert config[name] == value
+
+
+def test_a_condition_on_a_later_parameter_is_refused():
+    with pytest.raises(ValueError, match="must come before it"):
+        SearchSpace((Param("a", "int", (1, 2), 1, "a", active_when={"b": ("x",)}),
+                     Param("b", "categorical", ("x", "y"), "x", "b")))
 
 
 def test_canonical_makes_equivalent_configs_equal():
@@ -226,6 +236,8 @@ def _expected_grid_size(space: SearchSpace) -> int:
     total = 0
     for values in product(*(space[name].grid for name in controlling)):
         config = dict(zip(controlling, values))
+        if any(not space[name].is_active(config) and config[name] != space[name].default for name in controlling):
+            continue  # a controlling parameter that is itself inactive counts at its default only
         n = 1
         for p in others:
             n *= len(p.grid) if p.is_active(config) else 1
@@ -294,8 +306,8 @@ def test_from_indices_known_answer():
         "patch_sites": "all",
         "window_x": 0.5,
         "window_y": 0.5,
-        "reduction": "none",
-        "n_components": S["n_components"].default,  # inactive without PCA
+        "reduction": "pca",  # image patches are always reduced
+        "n_components": 2,
         "clustering": "gmm",
         "covariance": "full",
         "n_clusters": 2,

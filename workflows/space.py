@@ -95,6 +95,12 @@ class SearchSpace:
     name: str = "descriptors"
     coarse: Mapping[str, tuple] = field(default_factory=dict)
 
+    def __post_init__(self):
+        for position, param in enumerate(self.params):
+            later = set(param.active_when) - set(self.names[:position])
+            if later:
+                raise ValueError(f"Param {param.name}: active_when names {sorted(later)}, which must come before it")
+
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.params)
@@ -118,8 +124,11 @@ class SearchSpace:
             raise InputError(
                 f"unknown parameter(s) {sorted(unknown)}; the search space has {list(self.names)}"
             )
-        full = {p.name: p.coerce(config.get(p.name, p.default)) for p in self.params}
-        return {p.name: (full[p.name] if p.is_active(full) else p.default) for p in self.params}
+        canonical = {}
+        for p in self.params:  # in order: a condition reads the canonical values before it
+            value = p.coerce(config.get(p.name, p.default))
+            canonical[p.name] = value if p.is_active(canonical) else p.default
+        return canonical
 
     def sample(self, rng: np.random.Generator) -> dict[str, Any]:
         """A uniformly random grid configuration (canonical)."""
@@ -134,17 +143,17 @@ class SearchSpace:
     def grid_indices(self) -> np.ndarray:
         """(M, P) grid indices of every distinct canonical configuration, in a fixed order.
 
-        Built in index space: indices of inactive parameters are set to their default's, then
-        duplicates are dropped, keeping first occurrences in row-major order.
+        Built in index space: indices of inactive parameters are set to their default's (column
+        by column, each condition reading the canonical columns before it), then duplicates are
+        dropped, keeping first occurrences in row-major order.
         """
-        rows = np.indices(self.grid_sizes).reshape(len(self.params), -1).T
-        canonical = rows.copy()
+        canonical = np.indices(self.grid_sizes).reshape(len(self.params), -1).T.copy()
         for column, p in enumerate(self.params):
-            active = np.ones(len(rows), dtype=bool)
+            active = np.ones(len(canonical), dtype=bool)
             for other, allowed in p.active_when.items():
                 other_column = self.names.index(other)
                 allowed_indices = [i for i, v in enumerate(self[other].grid) if v in allowed]
-                active &= np.isin(rows[:, other_column], allowed_indices)
+                active &= np.isin(canonical[:, other_column], allowed_indices)
             canonical[~active, column] = p.grid.index(p.default)
         _, first = np.unique(canonical, axis=0, return_index=True)
         return canonical[np.sort(first)]
@@ -176,9 +185,33 @@ class SearchSpace:
         return np.asarray(out, dtype=np.int64)
 
 
-#: The stage after the descriptor, the same in every space: reduction and clustering.
+#: Descriptors of the hand-made space with a few features per site, which a mixture fits as
+#: they are. Image patches have hundreds to thousands (a 2.5 x 2.5 a window at 18 px per a is
+#: 2,025 pixels), and a full-covariance mixture on them took 35 s on a 2048 x 2048 frame and
+#: 109 s on a 4096 x 4096 one (benchmarks/full_frame.py), so patches are always reduced by PCA.
+LOW_DIMENSIONAL = ("displacement", "lattice")
+
+
+def _clustering_params(reduction_when: Mapping[str, tuple]) -> tuple[Param, ...]:
+    """The stage after the descriptor, the same in every space: reduction and clustering.
+
+    ``reduction_when`` says when reducing is a choice; otherwise PCA (the default) is applied.
+    """
+    return (
+        Param(
+            "reduction",
+            "categorical",
+            ("none", "pca"),
+            "pca",
+            "dimensionality reduction (PCA is always applied where it is not a choice)",
+            active_when=reduction_when,
+        ),
+        *CLUSTERING_PARAMS,
+    )
+
+
+#: The parameters after the reduction, shared by every space.
 CLUSTERING_PARAMS = (
-    Param("reduction", "categorical", ("none", "pca"), "pca", "dimensionality reduction"),
     Param(
         "n_components",
         "int",
@@ -204,6 +237,8 @@ CLUSTERING_PARAMS = (
     ),
     Param("n_clusters", "int", (2, 3, 4, 5, 6, 7, 8), 4, "number of clusters"),
 )
+#: Every parameter of the stage after the descriptor (what a descriptor does not depend on).
+CLUSTERING_STAGE = ("reduction", *(p.name for p in CLUSTERING_PARAMS))
 #: Coarse levels of the clustering stage: a small and a large PCA size, the full and the
 #: diagonal covariance (tied is close to full, spherical to k-means, which the grid keeps), and
 #: every cluster count 2..8.
@@ -213,8 +248,9 @@ _PATCH_DESCRIPTORS = ("patch", "patch+displacement")
 
 #: Hand-made descriptors. Coarse grid: windows at the lower and upper quarter of their range (a
 #: probe on synthetic images found the best patches at both small and large windows, often
-#: anisotropic), every descriptor and clustering: 1,890 canonical configurations (18 descriptor
-#: settings x 3 reductions x 5 clusterings x 7 cluster counts).
+#: anisotropic), every descriptor and clustering: 1,330 canonical configurations (16 patch
+#: settings x 2 PCA sizes + 2 low-dimensional descriptors x 3 reductions, x 5 clusterings x 7
+#: cluster counts).
 SEARCH_SPACE = SearchSpace(
     (
         Param(
@@ -250,7 +286,7 @@ SEARCH_SPACE = SearchSpace(
             unit="a",
             active_when={"descriptor": _PATCH_DESCRIPTORS},
         ),
-        *CLUSTERING_PARAMS,
+        *_clustering_params({"descriptor": LOW_DIMENSIONAL}),
     ),
     name="descriptors",
     coarse={"window_x": (0.75, 2.0), "window_y": (0.75, 2.0), **_CLUSTERING_COARSE},
@@ -277,7 +313,7 @@ VAE_SPACE = SearchSpace(
             "what the decoder explains by a transform rather than by content",
         ),
         Param("epochs", "int", (10, 20, 40, 80), 20, "training epochs (passes over the patches)"),
-        *CLUSTERING_PARAMS,
+        *_clustering_params({}),
     ),
     name="vae",
     coarse={"patch_sites": ("all", "B"), "window": (1.5, 2.5), "latent_dim": (2, 4), "kl_weight": (0.3, 3.0),

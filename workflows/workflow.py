@@ -30,7 +30,7 @@ from .lattice import AtomLattice, lattice_from_columns, lattice_from_positions
 from .metrics import match_positions, variant_ari, wall_f1
 from .order import OrderParameter, measure_order
 from .rewards import DEFAULT_REWARD, RewardFn, as_reward_result, get_reward
-from .space import CLUSTERING_PARAMS, SEARCH_SPACE, SearchSpace, get_space
+from .space import CLUSTERING_STAGE, SEARCH_SPACE, SearchSpace, get_space
 from .synthetic import GroundTruth, SyntheticSample
 from .walls import Segmentation
 
@@ -293,8 +293,7 @@ class Workflow:
     @cached_property
     def _descriptor_params(self) -> tuple[str, ...]:
         """The parameters the descriptor takes: all but its name and the clustering stage."""
-        later = {p.name for p in CLUSTERING_PARAMS}
-        return tuple(name for name in self.space.names if name != "descriptor" and name not in later)
+        return tuple(name for name in self.space.names if name != "descriptor" and name not in CLUSTERING_STAGE)
 
     def _descriptor_key(self, config: Mapping[str, Any]) -> tuple:
         """What a descriptor depends on; windows in pixels, so two that round alike share it."""
