@@ -1,7 +1,7 @@
 """Env steps per second of the default env, in one process and in two.
 
 Run: ``.venv/bin/python benchmarks/env_speed.py [--steps 200] [--repeats 3]``. Each run makes
-``ferrogym/DomainWalls-v0`` with its defaults (512 x 512 synthetic images, seeds 0-999, a fresh
+``ferrogym/DomainWalls-v1`` with its defaults (512 x 512 synthetic images, seeds 0-999, a fresh
 image per episode of 20 evaluations, so atom finding on every new image is included), takes
 uniformly random actions with a fixed seed, and counts steps per wall-clock second. "1 process"
 is one env; "2 processes" is ``gymnasium.vector.AsyncVectorEnv`` with two envs (a vector step
@@ -18,7 +18,7 @@ import ferrogym.envs  # noqa: F401  (registers the ids)
 
 from table import print_table
 
-ENV_ID = "ferrogym/DomainWalls-v0"
+ENV_ID = "ferrogym/DomainWalls-v1"
 
 
 def single_process(steps: int, seed: int) -> float:

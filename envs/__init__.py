@@ -2,12 +2,12 @@
 
 Importing this package registers:
 
-- ``ferrogym/DomainWalls-v0`` (:class:`DomainWallsEnv`): budgeted search episodes on one image;
-- ``ferrogym/DomainWallsBandit-v0`` (:class:`DomainWallsBanditEnv`): one evaluation per image;
-- ``ferrogym/DomainWallsVAE-v0``: search episodes over the rotation-invariant VAE's space
+- ``ferrogym/DomainWalls-v1`` (:class:`DomainWallsEnv`): budgeted search episodes on one image;
+- ``ferrogym/DomainWallsBandit-v1`` (:class:`DomainWallsBanditEnv`): one evaluation per image;
+- ``ferrogym/DomainWallsVAE-v1``: search episodes over the rotation-invariant VAE's space
   (``DomainWallsEnv`` with ``space="vae"``).
 
-All are also reachable as ``gymnasium.make("ferrogym.envs:DomainWalls-v0")`` without importing
+All are also reachable as ``gymnasium.make("ferrogym.envs:DomainWalls-v1")`` without importing
 first. :func:`register_reward_env` adds ids with other rewards; :class:`DiscreteActions` gives
 DQN a ``Discrete`` action space.
 """

@@ -1,4 +1,4 @@
-"""``ferrogym/DomainWallsBandit-v0``: one analysis per image, chosen from the image alone."""
+"""``ferrogym/DomainWallsBandit-v1``: one analysis per image, chosen from the image alone."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ class DomainWallsBanditEnv(DomainWallsBase):
 
     ## Action Space
 
-    ``MultiDiscrete(space.grid_sizes)``, as in ``ferrogym/DomainWalls-v0``: one grid index
+    ``MultiDiscrete(space.grid_sizes)``, as in ``ferrogym/DomainWalls-v1``: one grid index
     per parameter of the search space (``space="descriptors"``, the default, or ``"vae"``).
 
     ## Observation Space
@@ -52,19 +52,23 @@ class DomainWallsBanditEnv(DomainWallsBase):
 
     ## Info
 
-    As ``ferrogym/DomainWalls-v0`` after a step: ``image``, ``config``, ``config_px``,
+    As ``ferrogym/DomainWalls-v1`` after a step: ``image``, ``config``, ``config_px``,
     ``reward``, ``components``, ``metrics`` (truth, when known), ``reason``.
 
     ## Arguments
 
     ``images``, ``positions``, ``sublattice``, ``reward``, ``space``, ``cache_images``,
-    ``render_mode``, as for ``ferrogym/DomainWalls-v0`` (there is no budget).
+    ``render_mode``, as for ``ferrogym/DomainWalls-v1`` (there is no budget).
 
     ## Version History
 
-    - v0: first version. The default reward became ``order`` (walls that are steps in the
-      image's order parameter) instead of ``combined``; ``reward="combined"`` gives the old
-      rewards. The id stays v0 until the policy issue changes the action space as well.
+    - v1: image patches are always reduced by PCA before clustering (``reduction`` is an
+      action only for the low-dimensional descriptors and the VAE), which bounds the cost of a
+      mixture on a full frame; the segmentation block gained ``uniformity`` and
+      ``wall_contrast``, the two factors of the default ``order`` reward.
+    - v0: first version (actions included ``reduction="none"`` on image patches). Its default
+      reward became ``order`` instead of ``combined`` during its life; ``reward="combined"``
+      gives the old rewards.
     """
 
     def __init__(self, images: Any = None, **kwargs):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from skimage.restoration import estimate_sigma
 
-from ferrogym.workflows.rewards import wall_components
+from ferrogym.workflows.rewards import order_components, wall_components
 from ferrogym.workflows.space import SearchSpace
 from ferrogym.workflows.workflow import Evaluation, Workflow
 
@@ -50,6 +50,8 @@ SEGMENTATION = (
     Entry("islands", 0, 1, "share of labelled cells in small same-label islands"),
     Entry("continuity", 0, 1, "share of wall points in continuous walls"),
     Entry("straightness", 0, 1, "wall-point-weighted straightness of the wall segments"),
+    Entry("uniformity", 0, 1, "share of the order parameter's structure explained by the labels (order reward)"),
+    Entry("wall_contrast", 0, 1, "wall-point-weighted step of the order parameter across walls (order reward)"),
     Entry("clusters_used", 0, 1, f"labels present on the cells / {MAX_CLUSTERS}"),
     *(
         Entry(f"cluster_fraction_{i}", 0, 1, f"share of labelled cells in the {i + 1}. largest cluster")
@@ -137,7 +139,10 @@ def segmentation_features(workflow: Workflow, evaluation: Evaluation) -> np.ndar
     segmentation = evaluation.segmentation
     components = evaluation.components
     if not {"islands", "continuity", "straightness", "n_walls"} <= set(components):
-        components = wall_components(segmentation)  # a custom reward reports other components
+        components = {**wall_components(segmentation), **components}  # a reward that reports other components
+    if not {"uniformity", "wall_contrast"} <= set(components):
+        order = order_components(segmentation) if segmentation.order is not None else {"uniformity": 0.0, "wall_contrast": 0.0}
+        components = {**components, **order}
     labels = segmentation.labels
     labelled = labels[labels >= 0]
     fractions = np.zeros(MAX_CLUSTERS)
@@ -154,6 +159,8 @@ def segmentation_features(workflow: Workflow, evaluation: Evaluation) -> np.ndar
         components["islands"],
         components["continuity"],
         components["straightness"],
+        components["uniformity"],
+        components["wall_contrast"],
         len(np.unique(labelled)) / MAX_CLUSTERS,
         *fractions,
         labelled.size / max(len(labels), 1),

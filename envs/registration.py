@@ -27,16 +27,16 @@ SEARCH_ENTRY_POINT = "ferrogym.envs.search:DomainWallsEnv"
 BANDIT_ENTRY_POINT = "ferrogym.envs.bandit:DomainWallsBanditEnv"
 
 BUILT_IN = {
-    "ferrogym/DomainWalls-v0": SEARCH_ENTRY_POINT,
-    "ferrogym/DomainWallsBandit-v0": BANDIT_ENTRY_POINT,
-    "ferrogym/DomainWallsVAE-v0": SEARCH_ENTRY_POINT,
+    "ferrogym/DomainWalls-v1": SEARCH_ENTRY_POINT,
+    "ferrogym/DomainWallsBandit-v1": BANDIT_ENTRY_POINT,
+    "ferrogym/DomainWallsVAE-v1": SEARCH_ENTRY_POINT,
 }
 #: Default keyword arguments of the built-in ids that have any.
-BUILT_IN_KWARGS = {"ferrogym/DomainWallsVAE-v0": {"space": "vae"}}
+BUILT_IN_KWARGS = {"ferrogym/DomainWallsVAE-v1": {"space": "vae"}}
 
 
 def register_built_in() -> None:
-    """Register the built-in ids, also without namespace for ``"ferrogym.envs:DomainWalls-v0"``."""
+    """Register the built-in ids, also without namespace for ``"ferrogym.envs:DomainWalls-v1"``."""
     for env_id, entry_point in BUILT_IN.items():
         for alias in (env_id, env_id.split("/", 1)[1]):
             if alias not in gym.registry:
@@ -66,14 +66,19 @@ def register_reward_env(name: str, reward: Any, *, bandit: bool = False, **defau
     if not re.fullmatch(r"[A-Za-z][\w.]*(-v\d+)?", name):
         raise InputError(f"env name {name!r}: use letters, digits, '_' or '.', optionally ending in -vN")
     env_id = f"ferrogym/{name}" if re.search(r"-v\d+$", name) else f"ferrogym/{name}-v0"
-    if env_id in BUILT_IN:
-        raise InputError(f"{env_id} is a built-in env; choose another name")
+    if _base(env_id) in {_base(built_in) for built_in in BUILT_IN}:
+        raise InputError(f"{env_id} is a version of a built-in env; choose another name")
     get_reward(reward)  # fail now, with the reward's own message, not in a child process
     kwargs = {**defaults, "reward": _portable(reward)}
     entry_point = BANDIT_ENTRY_POINT if bandit else SEARCH_ENTRY_POINT
     gym.register(env_id, entry_point=entry_point, kwargs=kwargs)
     _remember(env_id, entry_point, kwargs)
     return f"ferrogym.envs:{env_id}"
+
+
+def _base(env_id: str) -> str:
+    """The id without its version: ``ferrogym/DomainWalls`` for every ``ferrogym/DomainWalls-vN``."""
+    return re.sub(r"-v\d+$", "", env_id)
 
 
 def replay_registrations() -> None:

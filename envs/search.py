@@ -1,4 +1,4 @@
-"""``ferrogym/DomainWalls-v0``: a budgeted search for the best analysis of one image."""
+"""``ferrogym/DomainWalls-v1``: a budgeted search for the best analysis of one image."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ class DomainWallsEnv(DomainWallsBase):
     are in lattice constants, so one action means the same physical window on every image.
     Indices of parameters that do not apply (windows of the displacement descriptor...) are
     ignored. Wrap with :class:`ferrogym.envs.DiscreteActions` for a ``Discrete`` space (DQN).
-    With ``space="vae"`` (the id ``ferrogym/DomainWallsVAE-v0``) the action is one index per
+    With ``space="vae"`` (the id ``ferrogym/DomainWallsVAE-v1``) the action is one index per
     parameter of :data:`~ferrogym.workflows.space.VAE_SPACE` instead: the rotation-invariant
     VAE's patch sites, window, latent size, KL weight, invariance and epochs, then the same
     clustering stage.
@@ -95,9 +95,13 @@ class DomainWallsEnv(DomainWallsBase):
 
     ## Version History
 
-    - v0: first version. The default reward became ``order`` (walls that are steps in the
-      image's order parameter) instead of ``combined``; ``reward="combined"`` gives the old
-      rewards. The id stays v0 until the policy issue changes the action space as well.
+    - v1: image patches are always reduced by PCA before clustering (``reduction`` is an
+      action only for the low-dimensional descriptors and the VAE), which bounds the cost of a
+      mixture on a full frame; the segmentation block gained ``uniformity`` and
+      ``wall_contrast``, the two factors of the default ``order`` reward.
+    - v0: first version (actions included ``reduction="none"`` on image patches). Its default
+      reward became ``order`` instead of ``combined`` during its life; ``reward="combined"``
+      gives the old rewards.
     """
 
     def __init__(self, images: Any = None, *, budget: int = 20, reward_mode: str = "improvement", **kwargs):
@@ -161,7 +165,7 @@ def entries(space: SearchSpace) -> tuple[observation.Entry, ...]:
     return (*observation.IMAGE, *observation.config_block(space), *observation.SEGMENTATION, *observation.SEARCH)
 
 
-#: The observation's entries on the default space (``ferrogym/DomainWalls-v0``).
+#: The observation's entries on the default space (``ferrogym/DomainWalls-v1``).
 ENTRIES = entries(SEARCH_SPACE)
 
 DomainWallsEnv.__doc__ = DomainWallsEnv.__doc__.format(

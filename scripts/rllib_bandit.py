@@ -23,7 +23,7 @@ from ferrogym.agents.distributed import env_creator
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=2)
-    parser.add_argument("--env", default="ferrogym/DomainWallsBandit-v0")
+    parser.add_argument("--env", default="ferrogym/DomainWallsBandit-v1")
     parser.add_argument("--images", default="synthetic:0-7,shape=128x128", help="training image SPEC")
     parser.add_argument("--address", default=None, help="Ray cluster (default: a new local runtime of 2 CPUs)")
     args = parser.parse_args()

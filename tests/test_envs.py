@@ -25,8 +25,8 @@ import reward_plugins
 
 #: Small synthetic images keep env tests fast (about 8 x 8 unit cells).
 SMALL = "synthetic:0-3,shape=200x200"
-IDS = ["ferrogym/DomainWalls-v0", "ferrogym/DomainWallsBandit-v0", "ferrogym/DomainWallsVAE-v0", "DomainWalls-v0",
-       "DomainWallsBandit-v0", "DomainWallsVAE-v0"]
+IDS = ["ferrogym/DomainWalls-v1", "ferrogym/DomainWallsBandit-v1", "ferrogym/DomainWallsVAE-v1", "DomainWalls-v1",
+       "DomainWallsBandit-v1", "DomainWallsVAE-v1"]
 
 
 def rollout(env, seed: int, actions):
@@ -67,7 +67,7 @@ def test_gymnasium_and_sb3_checkers_pass_without_warnings(env_id):
 
 
 def test_module_prefixed_id_imports_the_package():
-    env = gym.make("ferrogym.envs:DomainWalls-v0", images=SMALL, budget=2)
+    env = gym.make("ferrogym.envs:DomainWalls-v1", images=SMALL, budget=2)
     assert isinstance(env.unwrapped, DomainWallsEnv)
 
 
@@ -85,7 +85,7 @@ def test_sync_and_async_vector_envs_agree():
     actions = np.stack(random_actions(6, seed=2)).reshape(3, 2, -1)
     results = []
     for vector in (gym.vector.SyncVectorEnv, gym.vector.AsyncVectorEnv):
-        envs = vector([lambda: gym.make("ferrogym/DomainWalls-v0", images=SMALL, budget=3)] * 2)
+        envs = vector([lambda: gym.make("ferrogym/DomainWalls-v1", images=SMALL, budget=3)] * 2)
         obs, _ = envs.reset(seed=[3, 4])
         trace = [obs]
         for step_actions in actions:
@@ -162,7 +162,7 @@ def small_sample():
 
 
 def test_reward_keyword_picks_a_built_in(small_sample):
-    env = gym.make("ferrogym/DomainWallsBandit-v0", images=small_sample.image, reward="straightness")
+    env = gym.make("ferrogym/DomainWallsBandit-v1", images=small_sample.image, reward="straightness")
     env.reset(seed=0)
     action = SEARCH_SPACE.to_indices({"descriptor": "displacement", "reduction": "none", "n_clusters": 2})
     _, reward, _, _, info = env.step(action)
@@ -332,7 +332,7 @@ def test_property_inputs_include_real_data_when_present(property_envs):
 def test_ppo_trains_a_few_hundred_steps_on_the_bandit():
     from stable_baselines3 import PPO
 
-    env = gym.make("ferrogym/DomainWallsBandit-v0", images="synthetic:0-3,shape=160x160", cache_images=4)
+    env = gym.make("ferrogym/DomainWallsBandit-v1", images="synthetic:0-3,shape=160x160", cache_images=4)
     model = PPO("MlpPolicy", env, n_steps=64, batch_size=32, n_epochs=2, seed=0, device="cpu")
     model.learn(total_timesteps=256)
     action, _ = model.predict(env.reset(seed=1)[0], deterministic=True)

@@ -125,8 +125,8 @@ def test_atoms_are_found_once_per_node_and_shared_by_its_tasks(cluster):
 def test_train_runs_on_a_ray_worker_and_resumes_there(cluster, tmp_path):
     hyperparams = tmp_path / "ppo.yml"
     entry = {"policy": "MlpPolicy", "n_envs": 1, "n_steps": 16, "batch_size": 16, "n_epochs": 1}
-    hyperparams.write_text(json.dumps({"ferrogym/DomainWallsBandit-v0": entry}))
-    args = ["train", "--algo", "ppo", "--env", "ferrogym/DomainWallsBandit-v0", "--out", str(tmp_path / "run"),
+    hyperparams.write_text(json.dumps({"ferrogym/DomainWallsBandit-v1": entry}))
+    args = ["train", "--algo", "ppo", "--env", "ferrogym/DomainWallsBandit-v1", "--out", str(tmp_path / "run"),
             "--images", "synthetic:0-1,shape=128x128", "--eval-images", "", "--checkpoint-freq", "16",
             "--hyperparams", str(hyperparams), "--backend", "ray", "--no-progress"]
     with pytest.raises(SystemExit) as exit_info:  # 3 envs need a node of 3 CPUs; Ray would wait forever

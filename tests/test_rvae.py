@@ -117,7 +117,7 @@ def test_the_reward_picks_a_vae_that_finds_the_four_variants(stripes):
 
 
 def test_vae_env_runs_a_whole_episode_with_vae_actions():
-    env = gym.make("ferrogym/DomainWallsVAE-v0", images="synthetic:0-1,shape=200x200", budget=3)
+    env = gym.make("ferrogym/DomainWallsVAE-v1", images="synthetic:0-1,shape=200x200", budget=3)
     assert env.unwrapped.space is VAE_SPACE
     env.action_space.seed(0)
     env.reset(seed=0)
