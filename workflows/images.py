@@ -10,7 +10,10 @@ env, a benchmark and a person on the command line all mean the same image by the
 - ``synthetic:A-B[,field=value,...]``: synthetic images with seeds A to B inclusive, drawn from
   :func:`~ferrogym.workflows.synthetic.sample_params`'s default ranges. ``field=value`` fixes a
   :class:`~ferrogym.workflows.synthetic.SyntheticParams` field (``dose=100``,
-  ``domains=stripes``, ``shape=256x256``); ``field=low:high`` draws it uniformly per image.
+  ``domains=stripes``, ``shape=256x256``); ``field=low:high`` draws it uniformly per image;
+  ``field=a|b|c`` picks one of the values per image (``shape=256x256|1024x1024``). The pseudo
+  field ``family`` picks a kind of image (a domain pattern or ``phase_boundary``, see
+  :data:`~ferrogym.workflows.synthetic.FAMILIES`); ``family=any`` picks among all of them.
 - otherwise a comma-separated list of files or glob patterns.
 """
 
@@ -26,7 +29,7 @@ import numpy as np
 
 from .errors import InputError
 from .io import load_image, load_positions
-from .synthetic import SyntheticParams, generate, sample_params
+from .synthetic import FAMILIES, SyntheticParams, family_fields, generate, sample_params
 from .workflow import Workflow
 
 #: Fields that can be drawn from a range (numbers only; tuples and strings cannot).
@@ -61,20 +64,23 @@ class SyntheticImages(ImageSet):
 
     Image seed ``s`` draws its parameters from ``numpy.random.default_rng(s)`` (see
     :func:`~ferrogym.workflows.synthetic.sample_params`), then draws any ``ranges`` from a
-    second stream of the same seed, then renders with ``seed=s``: the same seed is the same
-    image everywhere.
+    second stream of the same seed and any ``choices`` from a third, then renders with
+    ``seed=s``: the same seed is the same image everywhere.
 
     Parameters
     ----------
     first, last : inclusive seed range.
     fixed : SyntheticParams fields held for every image.
     ranges : {field: (low, high)} numeric fields drawn uniformly per image.
+    choices : {field: values} fields set to one of the values per image; the field ``family``
+        names kinds of image (:data:`~ferrogym.workflows.synthetic.FAMILIES`).
     """
 
     first: int = 0
     last: int = 999
     fixed: Mapping[str, Any] = field(default_factory=dict)
     ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    choices: Mapping[str, tuple] = field(default_factory=dict)
 
     def __post_init__(self):
         if not 0 <= self.first <= self.last:
@@ -88,9 +94,16 @@ class SyntheticImages(ImageSet):
             low, high = bounds
             if not low <= high:
                 raise InputError(f"synthetic range {name}={low}:{high}: low must not exceed high")
-        overlap = set(self.fixed) & set(self.ranges)
+        given = [*self.fixed, *self.ranges, *self.choices]
+        overlap = sorted({name for name in given if given.count(name) > 1})
         if overlap:
-            raise InputError(f"synthetic fields {sorted(overlap)} are both fixed and ranged; pick one")
+            raise InputError(f"synthetic fields {overlap} are given more than once (fixed, ranged or chosen); pick one")
+        for family in self.choices.get("family", ()):
+            if family not in FAMILIES:
+                raise InputError(f"synthetic family {family!r}: use one of {FAMILIES} or family=any")
+        for name, values in self.choices.items():
+            for value in values if name != "family" else ():
+                sample_params(np.random.default_rng(0), **{**self.fixed, name: value})  # each value valid
         self.params(self.first)  # validates the fields now, not at the first reset
 
     def __len__(self) -> int:
@@ -107,6 +120,11 @@ class SyntheticImages(ImageSet):
         if self.ranges:
             ranged = np.random.default_rng([seed, 1])
             drawn = {k: float(ranged.uniform(lo, hi)) for k, (lo, hi) in sorted(self.ranges.items())}
+        if self.choices:
+            chooser = np.random.default_rng([seed, 2])
+            for name, values in sorted(self.choices.items()):
+                value = values[chooser.integers(len(values))]
+                drawn.update(family_fields(value, chooser) if name == "family" else {name: value})
         return sample_params(np.random.default_rng(seed), **self.fixed, **drawn)
 
     def workflow(self, index: int, **workflow_kwargs) -> Workflow:
@@ -213,18 +231,22 @@ def _parse_synthetic(spec: str) -> SyntheticImages:
         first, last = int(first), int(last or first)
     except ValueError:
         raise InputError(f"image SPEC {spec!r}: write the seeds as synthetic:A-B (e.g. synthetic:0-7)") from None
-    fixed, ranges = {}, {}
+    fixed, ranges, choices = {}, {}, {}
     for option in options:
         key, equals, value = option.partition("=")
         if not equals:
             raise InputError(f"image SPEC {spec!r}: {option!r} is not field=value")
         key = key.strip()
-        if ":" in value:
+        if key == "family":
+            choices[key] = FAMILIES if value.strip() == "any" else tuple(v.strip() for v in value.split("|"))
+        elif "|" in value:
+            choices[key] = tuple(_value(v.strip(), spec) for v in value.split("|"))
+        elif ":" in value:
             low, _, high = value.partition(":")
             ranges[key] = (_number(low, spec), _number(high, spec))
         else:
             fixed[key] = _value(value.strip(), spec)
-    return SyntheticImages(first, last, fixed, ranges)
+    return SyntheticImages(first, last, fixed, ranges, choices)
 
 
 def _value(text: str, spec: str):

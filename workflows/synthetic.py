@@ -34,11 +34,13 @@ from ferrogym.workflows.errors import InputError
 
 __all__ = [
     "ANTIPOLAR",
+    "FAMILIES",
     "POLARIZATION_DIRECTIONS",
     "SUBSTRATE",
     "GroundTruth",
     "SyntheticParams",
     "SyntheticSample",
+    "family_fields",
     "generate",
     "sample_params",
 ]
@@ -49,6 +51,8 @@ ANTIPOLAR = 4
 SUBSTRATE = 5
 
 DOMAIN_KINDS = ("single", "stripes", "two_families", "needle", "four_stripes", "rotation")
+#: Kinds of image (:attr:`SyntheticParams.family`): a domain pattern, or a film on a substrate.
+FAMILIES = (*DOMAIN_KINDS, "phase_boundary")
 COLUMN_ATOMS = 20  # A-site atoms per column: sets the binomial spread of the Sm content
 SM_DIMMING = 0.35  # relative A-peak loss per unit Sm fraction (about 5 % at 14 % Sm)
 WINDOW_SIGMAS = 4.0  # Gaussians are rendered out to this many sigma (tail below 4e-4 of peak)
@@ -803,6 +807,21 @@ def _draw_fields(rng: np.random.Generator) -> dict:
         background=float(rng.uniform(0.0, 0.3)),
         mistilt_offset_px=tuple(float(v) for v in rng.uniform(-0.3, 0.3, size=2)),
     )
+
+
+def family_fields(family: str, rng: np.random.Generator) -> dict:
+    """Fields that make an image of ``family`` (one of :data:`FAMILIES`).
+
+    A domain pattern sets ``domains``; ``"phase_boundary"`` keeps the drawn film and puts it on
+    a substrate covering 20-50 % of the image, with an A:B peak ratio of 0.5-1.6 (the film's is
+    2-3) and an interface tilted by up to 10 degrees.
+    """
+    if family == "phase_boundary":
+        return dict(substrate_fraction=float(rng.uniform(0.2, 0.5)), substrate_ab_ratio=float(rng.uniform(0.5, 1.6)),
+                    interface_tilt_deg=float(rng.uniform(-10.0, 10.0)))
+    if family not in DOMAIN_KINDS:
+        raise InputError(f"unknown image family {family!r}; use one of {FAMILIES}")
+    return dict(domains=family)
 
 
 def sample_params(rng: np.random.Generator, **fixed) -> SyntheticParams:
