@@ -17,8 +17,8 @@ the reference study), each size measured in a fresh process so that its peak mem
   ``tpe_s`` and ``tpe_ratio``: the same with TPE, whose own overhead is milliseconds where the
   Gaussian process's is seconds;
 - ``peak_gb``: the process's peak resident memory after all of the above (the baseline runs
-  last, after this is read);
-- ``env1`` / ``env2``: steps per second of ``ferrogym/DomainWalls-v0`` on images of this size
+  last, after this is read); one workflow is alive at a time, as in a search of one image;
+- ``env1`` / ``env2``: steps per second of ``ferrogym/DomainWalls-v1`` on images of this size
   (a new image every episode of 20 steps), one env and two in an ``AsyncVectorEnv``, and their
   ratio ``env_x``.
 
@@ -71,7 +71,7 @@ def seconds(function, *args) -> float:
 def env_steps_per_second(size: int, steps: int, processes: int) -> float:
     images = f"synthetic:0-999,shape={size}x{size},pixel_size_pm={PIXEL_SIZE_PM}"
     if processes == 1:
-        env = gym.make("ferrogym/DomainWalls-v0", images=images)
+        env = gym.make("ferrogym/DomainWalls-v1", images=images)
         env.action_space.seed(0)
         env.reset(seed=0)
         start = time.perf_counter()
@@ -79,7 +79,7 @@ def env_steps_per_second(size: int, steps: int, processes: int) -> float:
             if any(env.step(env.action_space.sample())[2:4]):
                 env.reset()
         return steps / (time.perf_counter() - start)
-    envs = gym.make_vec("ferrogym/DomainWalls-v0", num_envs=processes, vectorization_mode="async", images=images)
+    envs = gym.make_vec("ferrogym/DomainWalls-v1", num_envs=processes, vectorization_mode="async", images=images)
     envs.action_space.seed(0)
     envs.reset(seed=0)
     start = time.perf_counter()
@@ -105,6 +105,7 @@ def measure(size: int, args) -> dict:
     result["slowest_config"] = configs[int(np.argmax(first))]
     workflow.evaluate(configs[0])
     result["repeat_ms"] = 1000 * seconds(workflow.evaluate, configs[0])
+    del workflow  # each search below has its own: peak_gb is one workflow's, not two at once
 
     def whole_search(strategy):
         fresh = Workflow(image)

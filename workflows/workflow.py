@@ -36,10 +36,12 @@ from .walls import Segmentation
 
 #: The image (or the positions) must span at least this many lattice constants each way.
 MIN_CELLS_ACROSS = 3
-#: Bytes each cache of a workflow may hold: descriptor features (a 2.5 a patch on every atom of a
-#: 2048 x 2048 frame is hundreds of MB), reductions, labels. Long runs over many configurations
-#: stay bounded; the envs bound the number of images kept.
-CACHE_BYTES = (512 * 2**20, 64 * 2**20, 64 * 2**20)
+#: Bytes each cache of a workflow may hold: descriptor features (a 2.5 x 2.5 a patch on every atom
+#: of a 2048 x 2048 frame at 18 px per a is 190 MB), reductions, labels. Long runs over many
+#: configurations stay bounded; the envs bound the number of images kept. The features' bound
+#: holds one such patch set and a few smaller ones: at 512 MB a search on a 2048 x 2048 frame
+#: peaked at 1.3-1.5 GB, most of it cached patches, against 1 GB wanted for the whole workflow.
+CACHE_BYTES = (256 * 2**20, 64 * 2**20, 64 * 2**20)
 
 
 @dataclass(frozen=True)
