@@ -146,8 +146,13 @@ def conclude(workflow: Workflow, best: Evaluation) -> Analysis:
         return Analysis(best, None, atom_labels(workflow, best), best.segmentation)
     if best.reward >= NO_WALLS_BELOW:
         return Analysis(best, True, atom_labels(workflow, best), best.segmentation)
-    one_domain = np.zeros(len(workflow.lattice.xy), dtype=int)
-    return Analysis(best, False, one_domain, workflow.cell_segmentation(one_domain))
+    return Analysis(best, False, *one_domain(workflow))
+
+
+def one_domain(workflow: Workflow) -> tuple[np.ndarray, Segmentation]:
+    """The "no walls" answer: one label on every atom, and its cell segmentation."""
+    labels = np.zeros(len(workflow.lattice.xy), dtype=int)
+    return labels, workflow.cell_segmentation(labels)
 
 
 def describe_labels(workflow: Workflow, segmentation: Segmentation) -> dict:

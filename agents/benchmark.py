@@ -4,9 +4,10 @@ Two protocols, reported separately:
 
 - ``per-image``: each strategy (random, grid, bayes-gp, bayes-tpe) searches each image from
   scratch, once per seed;
-- ``amortised``: a policy trained on other images (``policy:DIR``) searches each image; its
-  training cost (timesteps, seconds) is reported beside it. Its training images must not
-  overlap the benchmark's.
+- ``amortised``: a policy trained on other images (``policy:DIR``) searches each image, and the
+  static baselines (``static:best``, ``static:default``) evaluate their one configuration; the
+  cost of training or choosing them (evaluations or env steps, seconds) is reported beside them.
+  Their training images must not overlap the benchmark's.
 
 Every evaluation is appended to ``DIR/evaluations.jsonl`` as it happens (one ``write`` per line,
 in append mode), so a killed run loses at most the line being written. Rerunning the same
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -43,11 +43,14 @@ from ferrogym.workflows.space import SEARCH_SPACE, get_space
 
 from . import report
 from .policy import load_run
-from .search import POLICY_PREFIX, check_strategy, make_strategy, run_search
+from .analyze import one_domain
+from .records import append_record, read_jsonl
+from .search import POLICY_PREFIX, STATIC_PREFIX, check_strategy, make_strategy, run_search, training_run
 from .searchers import coarse_grid
 
 PER_IMAGE, AMORTISED = "per-image", "amortised"
-BUDGETS = (10, 25, 50, 100)
+#: Budgets the summary reports (those up to the benchmark's, and the benchmark's own).
+BUDGETS = (1, 3, 5, 10, 25, 50, 100)
 BACKENDS = ("local", "ray")
 
 
@@ -84,7 +87,8 @@ class Search:
 
 
 def protocol_of(strategy: str) -> str:
-    return AMORTISED if strategy.startswith(POLICY_PREFIX) else PER_IMAGE
+    """Policies and static baselines are chosen once, on training images: amortised."""
+    return AMORTISED if strategy.startswith((POLICY_PREFIX, STATIC_PREFIX)) else PER_IMAGE
 
 
 def run_benchmark(
@@ -116,7 +120,7 @@ def run_benchmark(
     benchmark.out.mkdir(parents=True, exist_ok=True)
     _write_settings(benchmark)
     done = _recorded_configs(benchmark.records_path)
-    oracle_done = {r["image"] for r in _read_jsonl(benchmark.oracle_path)}
+    oracle_done = {r["image"] for r in read_jsonl(benchmark.oracle_path)}
     jobs = [(benchmark, index, done, oracle_done) for index in range(len(benchmark.images))]
     total = len(jobs) * len(benchmark.strategies) * benchmark.seeds * benchmark.budget
     recorded = sum(min(len(configs), benchmark.budget) for key, configs in done.items()
@@ -167,8 +171,9 @@ def _validate(benchmark: Benchmark) -> None:
     if benchmark.budget < 1 or benchmark.seeds < 1:
         raise InputError(f"budget={benchmark.budget}, seeds={benchmark.seeds}: both must be at least 1")
     for strategy in benchmark.strategies:
-        if strategy.startswith(POLICY_PREFIX):
-            _check_unseen(strategy, load_run(strategy[len(POLICY_PREFIX):]), benchmark.images)
+        run_dir = training_run(strategy)
+        if run_dir is not None:
+            _check_unseen(strategy, load_run(run_dir), benchmark.images)
     settings = benchmark.out / "settings.json"
     if settings.exists():
         previous = {"space": SEARCH_SPACE.name, **json.loads(settings.read_text())}  # older runs: one space
@@ -183,7 +188,7 @@ def _validate(benchmark: Benchmark) -> None:
 
 def _check_unseen(strategy: str, run: dict, images: ImageSet) -> None:
     """An amortised policy must be tested on images it was not trained on."""
-    trained = run["env_kwargs"].get("images")
+    trained = run.get("images", run.get("env_kwargs", {}).get("images"))
     if not isinstance(trained, str):
         return
     trained = as_image_set(trained)
@@ -193,7 +198,7 @@ def _check_unseen(strategy: str, run: dict, images: ImageSet) -> None:
     elif isinstance(trained, FileImages) and isinstance(images, FileImages):
         overlap = bool({p.resolve() for p in trained.paths} & {p.resolve() for p in images.paths})
     if overlap:
-        raise InputError(f"{strategy} was trained on {run['env_kwargs']['images']}, which overlaps the benchmark "
+        raise InputError(f"{strategy} was trained on {trained}, which overlaps the benchmark "
                          "images; test a policy on unseen images (other seeds or files)")
 
 
@@ -261,8 +266,9 @@ def run_search_of(benchmark: Benchmark, search: Search, workflow, emit: Callable
     name, protocol = benchmark.images.name(search.index), protocol_of(search.strategy)
     fresh = workflow.without_caches()
     searcher = make_strategy(search.strategy, fresh, benchmark.budget, search.seed, name)
+    no_walls = fresh.truth_metrics(one_domain(fresh)[1])
     run_search(searcher, fresh, benchmark.budget, replay=search.replay,
-               on_step=lambda step: emit(_record(protocol, search.strategy, name, search.seed, step)))
+               on_step=lambda step: emit(_record(protocol, search.strategy, name, search.seed, step, no_walls)))
 
 
 def oracle_record(workflow, name: str) -> dict[str, Any]:
@@ -278,48 +284,22 @@ def oracle_record(workflow, name: str) -> dict[str, Any]:
             "evaluations": len(grid)}
 
 
-def _record(protocol: str, strategy: str, image: str, seed: int, step) -> dict[str, Any]:
+def _record(protocol: str, strategy: str, image: str, seed: int, step, no_walls: dict) -> dict[str, Any]:
+    """One evaluation's record; ``no_walls_metrics`` are the truth metrics of the one-domain
+    answer ``ferrogym analyze`` gives while the best reward is below NO_WALLS_BELOW."""
     evaluation = step.evaluation
     return {
         "protocol": protocol, "strategy": strategy, "image": image, "seed": seed, "step": step.step,
         "config": evaluation.config, "config_px": evaluation.config_px, "reward": evaluation.reward,
         "components": evaluation.components, "metrics": evaluation.metrics, "seconds": round(step.seconds, 5),
-        "reason": evaluation.reason,
+        "reason": evaluation.reason, "no_walls_metrics": no_walls,
     }
-
-
-def append_record(path: Path, record: dict) -> None:
-    """Append one JSON line with a single write, so concurrent workers never interleave lines."""
-    line = (json.dumps(record, default=_plain) + "\n").encode()
-    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(descriptor, line)
-    finally:
-        os.close(descriptor)
-
-
-def _plain(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"cannot write {type(value).__name__} to a record")
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    """Records of a JSON-lines file; a truncated last line (a killed run) is cut off the file."""
-    if not path.exists():
-        return []
-    data = path.read_bytes()
-    complete = data[: data.rfind(b"\n") + 1]
-    if len(complete) != len(data):
-        with open(path, "r+b") as handle:
-            handle.truncate(len(complete))
-    return [json.loads(line) for line in complete.decode().splitlines() if line.strip()]
 
 
 def _recorded_configs(path: Path) -> dict[tuple, list[dict]]:
     """Configurations already recorded per search, in step order."""
     by_search = defaultdict(list)
-    for record in _read_jsonl(path):
+    for record in read_jsonl(path):
         by_search[report.search_key(record)].append(record)
     return {key: [r["config"] for r in sorted(records, key=lambda r: r["step"])] for key, records in by_search.items()}
 
@@ -330,8 +310,8 @@ def write_report(benchmark: Benchmark) -> list[dict]:
     if not records:
         raise InputError(f"no evaluations recorded in {benchmark.records_path}")
     oracle = _oracle(benchmark, records)
-    training = {s: _training_cost(s) for s in benchmark.strategies if s.startswith(POLICY_PREFIX)}
-    budgets = tuple(b for b in BUDGETS if b <= benchmark.budget) or (benchmark.budget,)
+    training = {s: _training_cost(s) for s in benchmark.strategies if protocol_of(s) == AMORTISED}
+    budgets = tuple(sorted({*(b for b in BUDGETS if b <= benchmark.budget), benchmark.budget}))
     rows = report.summarise(records, oracle, budgets, training)
     report.write_summary(rows, benchmark.out)
     curves = report.search_curves(records)
@@ -345,13 +325,17 @@ def write_report(benchmark: Benchmark) -> list[dict]:
 
 def _oracle(benchmark: Benchmark, records: list[dict]) -> dict[str, float]:
     best = defaultdict(lambda: -np.inf)
-    for record in [*_read_jsonl(benchmark.oracle_path), *records]:
+    for record in [*read_jsonl(benchmark.oracle_path), *records]:
         best[record["image"]] = max(best[record["image"]], record["reward"])
     return dict(best)
 
 
 def _training_cost(strategy: str) -> dict[str, float]:
-    run = load_run(strategy[len(POLICY_PREFIX):])
+    """Evaluations (or env steps) and seconds spent choosing a policy or a static configuration."""
+    run_dir = training_run(strategy)
+    if run_dir is None:
+        return {"timesteps": 0, "seconds": 0.0}  # static:default: chosen by nobody's evaluations
+    run = load_run(run_dir)
     return {"timesteps": run.get("timesteps"), "seconds": run.get("train_seconds")}
 
 

@@ -1,4 +1,4 @@
-"""The ``ferrogym`` command line: demo, train, benchmark, reward-audit, analyze.
+"""The ``ferrogym`` command line: demo, train, fit-policy, benchmark, reward-audit, analyze.
 
 Run ``ferrogym COMMAND --help`` for each command's options. Bad input ends with a one-line
 message saying what is wrong and what to do (exit status 2), not a traceback.
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     _demo_parser(commands)
     _train_parser(commands)
+    _fit_policy_parser(commands)
     _benchmark_parser(commands)
     _audit_parser(commands)
     _analyze_parser(commands)
@@ -53,7 +54,7 @@ def _demo_parser(commands) -> None:
 def _train_parser(commands) -> None:
     p = commands.add_parser("train", help="train a Stable-Baselines3 agent on a ferrogym env")
     p.add_argument("--algo", required=True, choices=["ppo", "a2c", "dqn"])
-    p.add_argument("--env", default="ferrogym/DomainWalls-v0", help="env id (also custom ids)")
+    p.add_argument("--env", default="ferrogym/DomainWalls-v1", help="env id (also custom ids)")
     p.add_argument("--timesteps", type=int, required=True, help="total environment steps")
     p.add_argument("--n-envs", type=int, default=None, help="parallel envs (default: from the hyperparameters)")
     p.add_argument("--seed", type=int, default=0)
@@ -72,10 +73,22 @@ def _train_parser(commands) -> None:
     p.set_defaults(run=_run_train)
 
 
+def _fit_policy_parser(commands) -> None:
+    p = commands.add_parser("fit-policy", help="fit the reward-table policy (and static:best) on training images")
+    p.add_argument("--images", required=True, help="training image SPEC, e.g. synthetic:3000-3063,family=any")
+    p.add_argument("--out", type=Path, required=True,
+                   help="run folder (reward table, run.json); rerun into it to resume the table")
+    p.add_argument("--workers", type=int, default=1, help="processes, one image each")
+    _space_argument(p)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(run=_run_fit_policy)
+
+
 def _benchmark_parser(commands) -> None:
     p = commands.add_parser("benchmark", help="compare search strategies on the same images and budget")
     p.add_argument("--strategies", default="random,grid,bayes-gp,bayes-tpe",
-                   help="comma-separated: random, grid, bayes-gp, bayes-tpe, policy:DIR")
+                   help="comma-separated: random, grid, bayes-gp, bayes-tpe, static:default, static:best, "
+                        "static:best:DIR, policy:DIR")
     p.add_argument("--images", required=True, help="synthetic:A-B[,field=value...] or files / globs")
     p.add_argument("--budget", type=int, default=50)
     p.add_argument("--seeds", type=int, default=10)
@@ -119,7 +132,8 @@ def _analyze_parser(commands) -> None:
     p.add_argument("--positions", type=Path, help="x,y[,sublattice] file of mixed or single-sublattice columns")
     p.add_argument("--a-sites", type=Path, help="x,y file of A-site columns (with --b-sites)")
     p.add_argument("--b-sites", type=Path, help="x,y file of B-site columns (with --a-sites)")
-    p.add_argument("--search", default="bayes-gp", help="random, grid, bayes-gp, bayes-tpe or policy:DIR")
+    p.add_argument("--search", default="bayes-gp",
+                   help="random, grid, bayes-gp, bayes-tpe, static:best, static:default or policy:DIR")
     p.add_argument("--budget", type=int, default=50)
     p.add_argument("--reward", default=DEFAULT_REWARD, help=f"reward name or module:function (default: {DEFAULT_REWARD})")
     _space_argument(p)
@@ -152,6 +166,22 @@ def _run_train(args) -> None:
     else:
         out = train(args.algo, args.env, args.timesteps, args.out, progress_bar=not args.no_progress, **settings)
     print(f"trained {args.algo} on {args.env}: {out / 'model.zip'} (settings in {out / 'run.json'})")
+
+
+def _run_fit_policy(args) -> None:
+    from ferrogym.workflows.images import parse_images
+
+    from .neighbours import fit
+    from .rewardtable import collect
+
+    images = parse_images(args.images)
+    table = collect(images, args.out, space=args.space, workers=args.workers, progress=not args.no_progress)
+    run = fit(table, args.out, args.images, DEFAULT_REWARD)
+    print(f"reward table: {len(table.images)} images x {len(table.candidates)} candidates "
+          f"({table.evaluations} evaluations, {run['train_seconds']:.0f} s); static:best = {run['static_best']}")
+    print(f"chose k = {run['k']} neighbours; cross-validated best reward at budgets 1/3/5/10/20: "
+          + " / ".join(f"{v:.3f}" for v in run["cross_validation"][str(run["k"])].values()))
+    print(f"policy: {args.out} (use it as policy:{args.out}; its static:best as static:best:{args.out})")
 
 
 def _run_benchmark(args) -> None:

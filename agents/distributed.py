@@ -37,6 +37,7 @@ from ferrogym.envs.registration import ENV_VARIABLE
 from ferrogym.workflows.errors import InputError
 
 from . import benchmark as bench
+from .records import append_record
 from .report import search_key
 
 INSTALL = 'pip install "ferrogym[distributed]"'
@@ -143,7 +144,7 @@ def run_on_ray(benchmark, searches: list, oracles: list[int], address: str | Non
                 for ref in ready:
                     result = _result(ray, ref)
                     if ref in oracle_refs:
-                        bench.append_record(benchmark.oracle_path, result)
+                        append_record(benchmark.oracle_path, result)
         finally:
             for ref in pending:  # after an error
                 ray.cancel(ref)
@@ -169,7 +170,7 @@ class _RecordSink:
             key = search_key(record)
             if record["step"] != self.next_step[key]:
                 continue
-            bench.append_record(self.path, record)
+            append_record(self.path, record)
             self.next_step[key] += 1
             if self.on_record is not None:
                 self.on_record()

@@ -10,6 +10,8 @@ is not spent on repeats.
 from __future__ import annotations
 
 import json
+from functools import partial
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +20,12 @@ import numpy as np
 import torch
 
 from ferrogym.envs import DiscreteActions, DomainWallsEnv
+from ferrogym.workflows.descriptors import DescriptorUnavailable
 from ferrogym.workflows.errors import InputError
 from ferrogym.workflows.images import SingleImage
 from ferrogym.workflows.workflow import Workflow
 
+from .neighbours import ALGO, NeighbourSearcher
 from .searchers import Searcher
 from .training import ALGORITHMS, registry_id
 
@@ -41,13 +45,41 @@ class OneWorkflow(SingleImage):
         return self._workflow
 
 
+def shipped_policy() -> Path:
+    """The run folder of the policy shipped with the package (see scripts/fit_shipped_policy.sh)."""
+    return Path(str(resources.files("ferrogym.agents").joinpath("policies/neighbours")))
+
+
 def load_run(run_dir: str | Path) -> dict[str, Any]:
-    """The ``run.json`` of a training run, with a clear error when it is not one."""
+    """The ``run.json`` of a finished training run (a Stable-Baselines3 model or a reward-table
+    policy), with a clear error when it is not one."""
     path = Path(run_dir) / "run.json"
-    if not path.is_file() or not (Path(run_dir) / "model.zip").is_file():
-        raise InputError(f"{run_dir} is not a finished training run (needs run.json and model.zip); "
-                         "train one with `ferrogym train --out DIR`")
-    return json.loads(path.read_text())
+    run = json.loads(path.read_text()) if path.is_file() else {}
+    needs = ("run.json", "candidates.json", "table.jsonl") if run.get("algo") == ALGO else ("run.json", "model.zip")
+    if not all((Path(run_dir) / name).is_file() for name in needs):
+        raise InputError(f"{run_dir} is not a finished training run (needs {', '.join(needs)}); make one with "
+                         "`ferrogym fit-policy --out DIR` or `ferrogym train --out DIR`")
+    return run
+
+
+def _describable(workflow: Workflow, config: dict[str, Any]) -> bool:
+    """Whether the workflow's input gives this configuration's descriptor (computing it, cached,
+    as the evaluation that follows would)."""
+    try:
+        workflow.features(config)
+    except DescriptorUnavailable:
+        return False
+    return True
+
+
+def policy_searcher(run_dir: str | Path, workflow: Workflow, budget: int, seed: int = 0,
+                    image_name: str = "image") -> Searcher:
+    """The searcher of a training run: a reward-table policy or a Stable-Baselines3 agent."""
+    if load_run(run_dir).get("algo") == ALGO:
+        searcher = NeighbourSearcher(run_dir, workflow.space, seed, describable=partial(_describable, workflow))
+        searcher.name = f"policy:{run_dir}"
+        return searcher
+    return PolicySearcher(run_dir, workflow, budget, seed, image_name)
 
 
 class PolicySearcher(Searcher):

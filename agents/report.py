@@ -27,6 +27,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from scipy.stats import trim_mean
 
+from ferrogym.workflows.rewards import NO_WALLS_BELOW
+
 #: A search: (protocol, strategy, image, seed).
 SearchKey = tuple[str, str, str, int]
 
@@ -37,7 +39,7 @@ REACH_SHARE = 0.95
 COLUMNS = (
     "protocol", "strategy", "budget", "n_searches", "n_images", "n_with_truth",
     "best_iqm", "best_lo", "best_hi",
-    "ari_iqm", "ari_lo", "ari_hi",
+    "ari_iqm", "ari_lo", "ari_hi", "ari_median",
     "regret_iqm", "regret_lo", "regret_hi",
     "n_reached_95", "share_reached_95", "evals_to_95_median",
     "seconds_per_eval_median", "seconds_per_search_median",
@@ -50,7 +52,8 @@ class Curve:
     """One search, per step 1..n: best-so-far reward, the incumbent's ARI, cumulative seconds.
 
     The incumbent is the evaluation holding the best-so-far reward (the earlier one on ties);
-    its ARI is NaN on images without ground truth.
+    its ARI is that of the answer ``ferrogym analyze`` gives (one domain while the best reward is
+    below NO_WALLS_BELOW, for records that carry ``no_walls_metrics``), NaN without truth.
     """
 
     best: np.ndarray
@@ -112,6 +115,9 @@ def _curve(key: SearchKey, records: list[Mapping]) -> Curve:
     incumbent = _incumbent_index(rewards)
     ari = np.where(incumbent >= 0, aris[np.maximum(incumbent, 0)], np.nan)
     best = np.where(incumbent >= 0, rewards[np.maximum(incumbent, 0)], np.nan)
+    if "no_walls_metrics" in records[0]:  # the answer is one domain while no walls are found
+        no_walls_ari = _number(records[0]["no_walls_metrics"].get("ari"))
+        ari = np.where(best < NO_WALLS_BELOW, no_walls_ari, ari)
     seconds = np.cumsum([_number(record["seconds"]) for record in records])
     return Curve(best=best, ari=ari, seconds=seconds)
 
@@ -234,6 +240,7 @@ def _budget_statistics(
     for name, values in (("best", best), ("ari", ari), ("regret", optimum - best)):
         row[f"{name}_iqm"] = iqm(values)
         row[f"{name}_lo"], row[f"{name}_hi"] = bootstrap_ci(values)
+    row["ari_median"] = float(np.median(ari)) if ari.size else math.nan
     row["n_reached_95"] = int(np.isfinite(reach).sum())
     row["share_reached_95"] = float(np.isfinite(reach).mean())
     row["evals_to_95_median"] = float(np.median(reach))
@@ -257,8 +264,10 @@ LEGEND = """\
 - **[lo, hi]**: 95 % percentile-bootstrap confidence interval of the IQM (2000 resamples of
   the searches).
 - **Best reward**: best reward found within the budget. **Incumbent ARI**: adjusted Rand index
-  against the ground truth of the configuration holding that reward (images with truth only,
-  their number in "with truth"; n/a without).
+  against the ground truth of the answer `ferrogym analyze` would give: the segmentation of the
+  configuration holding that reward, or one domain while that reward is below 0.25 (no walls
+  found); images with truth only, their number in "with truth"; n/a without.
+  **Incumbent ARI median**: the median of the same values.
 - **Regret**: oracle - best reward, where the oracle is the best reward known on that image
   (exhaustive coarse grid and everything any strategy found); 0 means the best known was found.
 - **Reached 95 %**: searches whose best reward reached 95 % of the oracle within the budget,
@@ -310,6 +319,7 @@ def _markdown_table(rows: Sequence[Mapping]) -> str:
         "With truth": lambda r: str(r["n_with_truth"]),
         "Best reward IQM [95 % CI]": lambda r: _with_ci(r, "best"),
         "Incumbent ARI IQM [95 % CI]": lambda r: _with_ci(r, "ari"),
+        "Incumbent ARI median": lambda r: "n/a" if math.isnan(r["ari_median"]) else f"{r['ari_median']:.2f}",
         "Regret IQM [95 % CI]": lambda r: _with_ci(r, "regret"),
         "Reached 95 %": lambda r: f"{r['n_reached_95']}/{r['n_searches']} ({r['share_reached_95']:.0%})",
         "Evals to 95 % (median)": _evals_to_95,
@@ -350,12 +360,15 @@ def strategy_labels(strategies: Iterable[str]) -> dict[str, str]:
     A strategy with an argument after a colon, such as ``policy:DIR``, is shown with the last
     component of that path (``policy:ppo-search``), never the whole path, which depends on where
     the run lies; two runs in folders of the same name get as many parent folders as tell them
-    apart (``policy:a/ppo``, ``policy:b/ppo``). Other strategies keep their name.
+    apart (``policy:a/ppo``, ``policy:b/ppo``); ``static:best:DIR`` likewise
+    (``static:best:neighbours``). Other strategies keep their name.
     """
     strategies = list(dict.fromkeys(strategies))
     parts = {}
     for strategy in strategies:
         kind, colon, argument = strategy.partition(":")
+        if strategy.startswith("static:best:"):
+            kind, colon, argument = "static:best", ":", strategy[len("static:best:"):]
         path_parts = PurePath(os.path.normpath(argument)).parts if colon and argument else ()
         parts[strategy] = (kind, tuple(p for p in path_parts if p not in ("/", ".")))
     depth = 1

@@ -1,8 +1,12 @@
 """The one search loop every strategy runs: ask, evaluate on the image, tell, record.
 
 Strategies are named as on the command line: ``random``, ``grid``, ``bayes-gp``,
-``bayes-tpe`` (:mod:`ferrogym.agents.searchers`) or ``policy:DIR`` (a trained policy,
-:mod:`ferrogym.agents.policy`).
+``bayes-tpe`` (:mod:`ferrogym.agents.searchers`), ``policy:DIR`` (a trained policy:
+:mod:`ferrogym.agents.policy` for Stable-Baselines3 agents, :mod:`ferrogym.agents.neighbours`
+for a reward-table policy), or a static baseline in the manner of DACBench, which evaluates one
+configuration whatever the budget: ``static:default`` (the space's default) and
+``static:best`` (the candidate with the best mean reward over the shipped policy's training
+images; ``static:best:DIR`` over those of the reward-table policy in DIR).
 """
 
 from __future__ import annotations
@@ -13,11 +17,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from ferrogym.workflows.errors import InputError
+from ferrogym.workflows.space import SearchSpace
 from ferrogym.workflows.workflow import Evaluation, Workflow
 
 from .searchers import SEARCHERS, Searcher, make_searcher
 
 POLICY_PREFIX = "policy:"
+STATIC_PREFIX = "static:"
+STATIC = ("static:default", "static:best")
 
 
 @dataclass(frozen=True)
@@ -30,24 +37,64 @@ class SearchStep:
     seconds: float
 
 
+class StaticSearcher(Searcher):
+    """The same configuration at every step: a static baseline (repeats cost nothing, the
+    workflow keeps the last evaluation)."""
+
+    def __init__(self, name: str, config: dict[str, Any], space: SearchSpace):
+        super().__init__(space)
+        self.name = name
+        self.config = space.canonical(config)
+
+    def _propose(self) -> dict[str, Any]:
+        return dict(self.config)
+
+
 def check_strategy(strategy: str) -> str:
     """The strategy name, or InputError saying which names exist."""
-    if strategy in SEARCHERS:
+    if strategy in SEARCHERS or strategy == "static:default":
         return strategy
-    if strategy.startswith(POLICY_PREFIX) and len(strategy) > len(POLICY_PREFIX):
+    run_dir = training_run(strategy)
+    if run_dir is not None:
         from .policy import load_run
 
-        load_run(strategy[len(POLICY_PREFIX):])
+        run = load_run(run_dir)
+        if strategy.startswith(STATIC_PREFIX) and "static_best" not in run:
+            raise InputError(f"{strategy}: {run_dir} is not a reward-table policy (made by `ferrogym fit-policy`)")
         return strategy
-    raise InputError(f"unknown strategy {strategy!r}; use {', '.join(SEARCHERS)} or policy:DIR (a training run)")
+    raise InputError(f"unknown strategy {strategy!r}; use {', '.join(SEARCHERS)}, {', '.join(STATIC)}, "
+                     "static:best:DIR or policy:DIR (a training run)")
+
+
+def training_run(strategy: str) -> str | None:
+    """The training run a strategy learned from (``policy:DIR``, ``static:best[:DIR]``), else None."""
+    if strategy.startswith(POLICY_PREFIX) and len(strategy) > len(POLICY_PREFIX):
+        return strategy[len(POLICY_PREFIX):]
+    if strategy == "static:best":
+        from .policy import shipped_policy
+
+        return str(shipped_policy())
+    if strategy.startswith("static:best:") and len(strategy) > len("static:best:"):
+        return strategy[len("static:best:"):]
+    return None
 
 
 def make_strategy(strategy: str, workflow: Workflow, budget: int, seed: int, image_name: str = "image") -> Searcher:
     """A fresh searcher for one search of ``budget`` evaluations on ``workflow``'s image."""
-    if strategy.startswith(POLICY_PREFIX):
-        from .policy import PolicySearcher
+    if strategy == "static:default":
+        return StaticSearcher(strategy, workflow.space.default(), workflow.space)
+    if strategy.startswith(STATIC_PREFIX):
+        from .policy import load_run
 
-        return PolicySearcher(strategy[len(POLICY_PREFIX):], workflow, budget, seed, image_name)
+        run = load_run(training_run(strategy))
+        if run.get("space") != workflow.space.name:
+            raise InputError(f"{strategy} was chosen on the {run.get('space')!r} space; this search is over "
+                             f"{workflow.space.name!r}")
+        return StaticSearcher(strategy, run["static_best"], workflow.space)
+    if strategy.startswith(POLICY_PREFIX):
+        from .policy import policy_searcher
+
+        return policy_searcher(strategy[len(POLICY_PREFIX):], workflow, budget, seed, image_name)
     return make_searcher(check_strategy(strategy), workflow.space, seed)
 
 

@@ -10,7 +10,7 @@ class DiscreteActions(gym.ActionWrapper):
     """A ``Discrete`` action space over the search-space grid, for agents such as DQN.
 
     Action ``k`` is the ``k``-th configuration of ``configs``: by default every distinct
-    canonical configuration of the grid (99,792 for :data:`SEARCH_SPACE`: multi-index
+    canonical configuration of the grid (87,444 for :data:`SEARCH_SPACE`: multi-index
     combinations that differ only in parameters that do not apply are merged, so no two actions
     mean the same analysis). Give ``configs`` (a list of configurations) to search a subset.
     """

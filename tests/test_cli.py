@@ -32,7 +32,7 @@ TINY_PPO = {"policy": "MlpPolicy", "n_envs": 1, "n_steps": 16, "batch_size": 16,
 
 def hyperparams_file(folder: Path, algo: str, entry: dict) -> Path:
     path = folder / f"{algo}.yml"
-    path.write_text(yaml.safe_dump({"ferrogym/DomainWalls-v0": entry, "ferrogym/DomainWallsBandit-v0": entry}))
+    path.write_text(yaml.safe_dump({"ferrogym/DomainWalls-v1": entry, "ferrogym/DomainWallsBandit-v1": entry}))
     return path
 
 
@@ -61,7 +61,7 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 def test_train_keeps_everything_needed_to_reproduce_and_reuse(trained_run):
     run = json.loads((trained_run / "run.json").read_text())
-    assert run["algo"] == "ppo" and run["env_id"] == "ferrogym/DomainWalls-v0"
+    assert run["algo"] == "ppo" and run["env_id"] == "ferrogym/DomainWalls-v1"
     assert run["env_kwargs"] == {"images": TRAIN_IMAGES, "budget": 4}
     assert run["reward"] == "order"  # the default, named, so a later change of default cannot hide
     assert run["timesteps"] == 32 and run["train_seconds"] > 0 and run["seed"] == 0
@@ -305,23 +305,31 @@ def test_analyze_explains_bad_input(tmp_path, user_files, capsys):
 # --- demo ----------------------------------------------------------------------------------------
 
 
-def test_demo_prints_a_table_and_writes_figures(tmp_path, trained_run, capsys):
+def test_demo_prints_a_table_of_budgets_and_writes_figures(tmp_path, capsys):
     main(["demo", "--out", str(tmp_path), "--budget", "3", "--seeds", "1", "--images", f"synthetic:2000-2000,{TINY}",
-          "--policy", str(trained_run), "--no-progress"])
+          "--no-progress"])
     out = capsys.readouterr().out
-    for strategy in ("random", "bayes-tpe", "bayes-gp", "policy"):
+    assert "@1" in out and "@3" in out
+    for strategy in ("policy", "static:best", "random", "bayes-tpe"):
         assert f"\n{strategy} " in out
     assert (tmp_path / "summary.md").is_file()
     # Figures are named by the strategy's short name (the policy by its run folder), never a path.
     assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted([
         "best_so_far.png", "best_so_far_seconds.png", "incumbent_ari.png", "best_random.png", "best_bayes-tpe.png",
-        "best_bayes-gp.png", f"best_policy-{trained_run.name}.png"])
+        "best_static-best-neighbours.png", "best_policy-neighbours.png"])
+
+
+def test_demo_takes_a_stable_baselines3_policy(tmp_path, trained_run, capsys):
+    main(["demo", "--out", str(tmp_path), "--budget", "2", "--seeds", "1", "--images", f"synthetic:2000-2000,{TINY}",
+          "--policy", str(trained_run), "--no-progress"])
+    assert (tmp_path / f"best_policy-{trained_run.name}.png").is_file() and (tmp_path / "best_static-best.png").is_file()
 
 
 def test_the_shipped_policy_is_a_finished_run_trained_on_other_images():
-    from ferrogym.agents.demo import DEMO_IMAGES, shipped_policy
-    from ferrogym.agents.policy import load_run
+    from ferrogym.agents.demo import DEMO_IMAGES
+    from ferrogym.agents.policy import load_run, shipped_policy
 
     run = load_run(shipped_policy())
-    trained, demo_images = parse_images(run["env_kwargs"]["images"]), parse_images(DEMO_IMAGES)
-    assert trained.last < demo_images.first
+    trained, demo_images = parse_images(run["images"]), parse_images(DEMO_IMAGES)
+    assert demo_images.last < trained.first and run["algo"] == "neighbours" and run["reward"] == "order"
+    assert run["space"] == "descriptors" and run["timesteps"] == len(trained) * 1330

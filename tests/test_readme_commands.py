@@ -4,7 +4,7 @@ Each ``ferrogym ...`` command in the README (fenced code blocks, and inline code
 the list in "The command line"), each ``python -m ferrogym...`` command and each Python code block
 runs here as a user would run it: through the installed console script of this environment,
 with its default flags (progress bars on), from a scratch folder that stands for the repository
-root (``agents/`` is linked into it, so relative paths such as ``policy:agents/policies/ppo-search``
+root (``agents/`` is linked into it, so relative paths such as ``policy:agents/policies/neighbours``
 resolve). :data:`COMMANDS` says how each command is instantiated, and only ever shrinks it:
 it fills placeholders (ID, N, DIR, SPEC, IMAGE, ``...``) with real tiny values, replaces the
 values of the options in :data:`SHRINKABLE` (budgets, seeds, timesteps, configurations, images,
@@ -52,7 +52,7 @@ EXTRA_OPTIONS = {"--images"}
 PLACEHOLDER = re.compile(r"\b[A-Z]+\b|\.\.\.")
 
 TINY = "shape=128x128"
-#: Benchmark images: the oracle evaluates all 1,890 configurations of the coarse grid (12 s at
+#: Benchmark images: the oracle evaluates all 1,330 configurations of the coarse grid (12 s at
 #: 128 x 128, 4 s at 96 x 96; the generator needs at least 80 px).
 TINIEST = "shape=96x96"
 
@@ -89,13 +89,18 @@ COMMANDS: dict[str, Fill] = {
         "demo",
         {"--out": "{tmp}/demo", "--budget": "2", "--seeds": "1"},
         outputs=tuple(f"demo/{name}" for name in ("summary.md", "best_so_far.png", "incumbent_ari.png",
-                                                   "best_policy-ppo-search.png")),
+                                                   "best_policy-neighbours.png", "best_static-best-neighbours.png")),
     ),
     "ferrogym train --algo {ppo,a2c,dqn} --env ID --timesteps N [--n-envs K] --seed S --out DIR": Fill(
         "train",
-        {"ID": "ferrogym/DomainWalls-v0", "N": "16", "K": "1", "S": "0", "DIR": "{tmp}/run"},
+        {"ID": "ferrogym/DomainWalls-v1", "N": "16", "K": "1", "S": "0", "DIR": "{tmp}/run"},
         extra=("--images", f"synthetic:0-1,{TINY}"),
         outputs=("run/run.json", "run/hyperparams.yml", "run/model.zip"),
+    ),
+    "ferrogym fit-policy --images SPEC --out DIR [--workers 2]": Fill(
+        "fit-policy",
+        {"SPEC": f"synthetic:5000-5001,{TINIEST}", "DIR": "{tmp}/policy"},
+        outputs=("policy/run.json", "policy/table.jsonl", "policy/candidates.json"),
     ),
     "ferrogym benchmark --strategies random,grid,bayes-gp,bayes-tpe,policy:DIR --images SPEC --budget B "
     "--seeds N --out DIR [--workers 2]": Fill(
@@ -121,13 +126,21 @@ COMMANDS: dict[str, Fill] = {
          "N": "2", "DIR": "{tmp}/analysis"},
         outputs=("analysis/segmentation.csv", "analysis/summary.json", "analysis/segmentation.png"),
     ),
-    # From "Benchmarks": run from the repository root, output in the default folder.
-    "ferrogym benchmark --strategies random,grid,bayes-tpe,policy:agents/policies/ppo-search "
-    '--images "synthetic:2000-2007,shape=256x256" --budget 50 --seeds 10 --workers 2': Fill(
-        "benchmark-readme-results",
-        {"--images": f"synthetic:2000-2000,{TINIEST}", "--budget": "2", "--seeds": "1"},
-        outputs=(*(f"results/benchmark/{name}" for name in BENCHMARK_OUTPUTS if name != "best_bayes-gp.png"),
-                 "results/benchmark/best_policy-ppo-search.png"),
+    # From "Benchmarks": run from the repository root, with the shipped policy.
+    "ferrogym benchmark --strategies policy:agents/policies/neighbours,static:best,static:default --images "
+    '"synthetic:4160-4191,family=any,shape=256x256|384x384|512x512|768x768|1024x1024" --budget 20 --seeds 1 '
+    "--no-oracle --workers 2 --out results/policy-unseen": Fill(
+        "benchmark-readme-policy",
+        {"--images": f"synthetic:4160-4160,{TINY}", "--budget": "2", "--out": "{tmp}/unseen"},
+        outputs=tuple(f"unseen/{name}" for name in ("summary.md", "best_policy-neighbours.png", "best_static-best.png",
+                                                    "best_static-default.png")),
+    ),
+    "ferrogym benchmark --strategies random,bayes-tpe --images "
+    '"synthetic:4160-4191,family=any,shape=256x256|384x384|512x512|768x768|1024x1024" --budget 20 --seeds 10 '
+    "--no-oracle --workers 2 --out results/policy-unseen-search": Fill(
+        "benchmark-readme-search",
+        {"--images": f"synthetic:4160-4160,{TINY}", "--budget": "2", "--seeds": "1", "--out": "{tmp}/search"},
+        outputs=("search/summary.md", "search/best_random.png", "search/best_bayes-tpe.png"),
     ),
     # From "Scaling out": ADDR is a cluster's address; "local" starts a Ray runtime for the run.
     "ferrogym benchmark --strategies random,grid,bayes-tpe --images \"synthetic:0-49,shape=256x256\" --budget 100 "
@@ -137,7 +150,7 @@ COMMANDS: dict[str, Fill] = {
          "ADDR": "local"},
         outputs=(*(f"big/{name}" for name in BENCHMARK_OUTPUTS if name != "best_bayes-gp.png"), "big/oracle.jsonl"),
     ),
-    "ferrogym train --algo ppo --env ferrogym/DomainWalls-v0 --timesteps 200000 --n-envs K --out runs/ppo "
+    "ferrogym train --algo ppo --env ferrogym/DomainWalls-v1 --timesteps 200000 --n-envs K --out runs/ppo "
     "--backend ray --address ADDR": Fill(
         "train-ray",
         {"--timesteps": "16", "K": "1", "--out": "{tmp}/run", "ADDR": "local"},
@@ -275,7 +288,7 @@ def test_instantiation_only_fills_placeholders_and_shrinks():
         added = run.fill.extra[::2]
         assert set(added) <= EXTRA_OPTIONS, f"{run.id} adds {set(added) - EXTRA_OPTIONS}"
     assert INVOCATIONS["train-dqn"].argv[:6] == ("ferrogym", "train", "--algo", "dqn", "--env",
-                                                 "ferrogym/DomainWalls-v0")
+                                                 "ferrogym/DomainWalls-v1")
     assert INVOCATIONS["analyze-a-b-sites"].argv[2:6] == ("--a-sites", "{data}/a.csv", "--b-sites", "{data}/b.csv")
     assert INVOCATIONS["benchmark"].argv[3].endswith("policy:{policy}")
     assert INVOCATIONS["benchmark"].argv[-2:] == ("--workers", "2")
@@ -424,6 +437,7 @@ def test_every_command_takes_help_and_its_alias_is_the_same_command(capsys):
 BAD_INPUT = {
     "demo": ["--budget", "0", "--out", "{tmp}/demo"],
     "train": ["--algo", "ppo", "--timesteps", "16", "--out", "{tmp}/run", "--env-kwarg", "budget=0"],
+    "fit-policy": ["--images", f"synthetic:0-1,{TINY},family=lattice", "--out", "{tmp}/p"],
     "benchmark": ["--strategies", "random,annealing", "--images", f"synthetic:0-0,{TINY}", "--out", "{tmp}/b"],
     "reward-audit": ["--images", "{tmp}/missing.npy", "--configs", "2", "--out", "{tmp}/audit"],
     "analyze": ["{tmp}/missing.npy", "--out", "{tmp}/analysis"],
@@ -453,10 +467,10 @@ def test_readme_python_block_runs(tmp_path, index):
 # ---------------------------------------------------------------------------------- scripts
 
 #: Every script in scripts/ -> (environment variables, arguments) that make it tiny ({tmp}: a
-#: scratch folder). One env instead of two halves the one PPO rollout it cannot do without.
+#: scratch folder): a reward table of three 96 x 96 images.
 SCRIPT_RUNS = {
-    "train_shipped_policy.sh": ({"TIMESTEPS": "16", "OUT": "{tmp}/run", "SHIP_TO": "{tmp}/shipped",
-                                 "FERROGYM": str(FERROGYM)}, ["--n-envs", "1"]),
+    "fit_shipped_policy.sh": ({"IMAGES": f"synthetic:5000-5002,{TINIEST}", "OUT": "{tmp}/run",
+                               "SHIP_TO": "{tmp}/shipped", "FERROGYM": str(FERROGYM)}, ["--no-progress"]),
     "rllib_bandit.py": ({}, ["--iterations", "1"]),  # needs RLlib; run by test_ray_backend
 }
 
@@ -466,12 +480,12 @@ def test_every_script_is_run_here():
 
 
 @pytest.mark.slow
-def test_train_shipped_policy_script_trains_and_ships_a_policy(tmp_path):
-    variables, arguments = SCRIPT_RUNS["train_shipped_policy.sh"]
+def test_fit_shipped_policy_script_fits_and_ships_a_policy(tmp_path):
+    variables, arguments = SCRIPT_RUNS["fit_shipped_policy.sh"]
     variables = {key: value.replace("{tmp}", str(tmp_path)) for key, value in variables.items()}
-    returncode, output = run_in_terminal([str(SCRIPTS / "train_shipped_policy.sh"), *arguments], tmp_path,
+    returncode, output = run_in_terminal([str(SCRIPTS / "fit_shipped_policy.sh"), *arguments], tmp_path,
                                          {**os.environ, **variables})
     assert returncode == 0 and "Traceback" not in output, output[-3000:]
-    assert sorted(p.name for p in (tmp_path / "shipped").iterdir()) == ["hyperparams.yml", "model.zip", "run.json"]
+    assert sorted(p.name for p in (tmp_path / "shipped").iterdir()) == ["candidates.json", "run.json", "table.jsonl"]
     run = json.loads((tmp_path / "shipped" / "run.json").read_text())
-    assert run["timesteps"] >= 16 and run["env_kwargs"]["images"] == "synthetic:0-999,shape=256x256"
+    assert run["images"] == variables["IMAGES"] and run["timesteps"] == 3 * 1330 and run["k"] in (1, 2)

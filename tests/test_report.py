@@ -59,6 +59,16 @@ def only_curve(records) -> Curve:
 # ------------------------------------------------------------------------------------ curves
 
 
+def test_the_incumbent_is_one_domain_until_walls_are_found():
+    """As ferrogym analyze answers: below NO_WALLS_BELOW (0.25) the answer is one domain."""
+    records = search_records([0.1, 0.2, 0.6, 0.3], aris=[0.4, 0.0, 0.9, 0.1])
+    for record in records:
+        record["no_walls_metrics"] = {"ari": 1.0}
+    assert only_curve(records).ari.tolist() == [1.0, 1.0, 0.9, 0.9]
+    older = search_records([0.1, 0.2], aris=[0.4, 0.0])  # records without the field: the incumbent's own
+    assert only_curve(older).ari.tolist() == [0.4, 0.0]
+
+
 def test_best_so_far_is_the_running_max_and_seconds_accumulate():
     rewards = [0.2, 0.5, 0.3, 0.7, 0.6]
     curve = only_curve(search_records(rewards, seconds=[0.1, 0.2, 0.3, 0.4, 0.5]))

@@ -1,0 +1,127 @@
+"""The rewards of a fixed set of candidate configurations on a set of training images.
+
+A reward table is what the reward-table policy (:mod:`ferrogym.agents.neighbours`) and the
+``static:best`` baseline learn from: row ``i`` holds the reward of every candidate on training
+image ``i`` (and its truth ARI where the image has one, kept for analysis only: nothing is
+chosen by it), with the image's observation features.
+
+The candidates are the space's coarse grid (:func:`~ferrogym.agents.searchers.coarse_grid`).
+Rows are appended to ``DIR/table.jsonl`` as images finish, so an interrupted collection
+resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ferrogym.envs.observation import image_features
+from ferrogym.workflows.errors import InputError
+from ferrogym.workflows.images import ImageSet
+from ferrogym.workflows.space import get_space
+
+from .records import append_record, read_jsonl
+from .searchers import coarse_grid
+
+TABLE = "table.jsonl"
+CANDIDATES = "candidates.json"
+
+
+@dataclass(frozen=True)
+class RewardTable:
+    """Rewards (images x candidates) of the candidate configurations on training images.
+
+    ``ari`` is NaN where an image has no truth; ``seconds`` is the wall-clock of each row.
+    """
+
+    space: str
+    candidates: tuple[dict, ...]
+    images: tuple[str, ...]
+    rewards: np.ndarray
+    ari: np.ndarray
+    features: np.ndarray
+    seconds: np.ndarray
+
+    @property
+    def evaluations(self) -> int:
+        return int(self.rewards.size)
+
+    def best_static(self) -> dict:
+        """The candidate with the best mean reward over the images (no truth involved)."""
+        return dict(self.candidates[int(np.argmax(self.rewards.mean(axis=0)))])
+
+    def subset(self, rows) -> RewardTable:
+        """The table of some images only (for cross-validation)."""
+        rows = np.asarray(rows)
+        return RewardTable(self.space, self.candidates, tuple(self.images[i] for i in rows), self.rewards[rows],
+                           self.ari[rows], self.features[rows], self.seconds[rows])
+
+
+def collect(images: ImageSet, out: Path, space: str = "descriptors", workers: int = 1,
+            progress: bool = True) -> RewardTable:
+    """Evaluate every candidate on every image not yet in ``out/table.jsonl``; return the table."""
+    space = get_space(space)
+    out.mkdir(parents=True, exist_ok=True)
+    candidates = coarse_grid(space)
+    candidates_path = out / CANDIDATES
+    if candidates_path.exists():
+        if json.loads(candidates_path.read_text()) != {"space": space.name, "candidates": candidates}:
+            raise InputError(f"{out} holds a table of other candidates (another space or version); use a new --out")
+    else:
+        candidates_path.write_text(json.dumps({"space": space.name, "candidates": candidates}))
+    done = {row["image"] for row in read_jsonl(out / TABLE)}
+    jobs = [(images, i, space.name, out) for i in range(len(images)) if images.name(i) not in done]
+    with tqdm(total=len(images), initial=len(images) - len(jobs), desc="images", unit="image",
+              disable=not progress) as bar:
+        if workers > 1 and len(jobs) > 1:
+            with multiprocessing.get_context("forkserver").Pool(workers) as pool:
+                for _ in pool.imap_unordered(_collect_row, jobs):
+                    bar.update()
+        else:
+            for job in jobs:
+                _collect_row(job)
+                bar.update()
+    return load(out, names=[images.name(i) for i in range(len(images))])
+
+
+def _collect_row(job) -> None:
+    images, index, space, out = job
+    start = time.perf_counter()
+    workflow = images.workflow(index, space=space)
+    candidates = coarse_grid(workflow.space)
+    evaluations = [workflow.evaluate(config) for config in candidates]
+    append_record(out / TABLE, {
+        "image": images.name(index),
+        "features": image_features(workflow).tolist(),
+        "rewards": [round(float(e.reward), 4) for e in evaluations],
+        "ari": [None if e.metrics.get("ari") is None else round(e.metrics["ari"], 3) for e in evaluations],
+        "seconds": round(time.perf_counter() - start, 3),
+    })
+
+
+def load(folder: str | Path, names: Sequence[str] | None = None) -> RewardTable:
+    """The table in ``folder`` (rows in ``names`` order when given, else as recorded)."""
+    folder = Path(folder)
+    if not (folder / CANDIDATES).is_file() or not (folder / TABLE).is_file():
+        raise InputError(f"{folder} holds no reward table (needs {CANDIDATES} and {TABLE}); "
+                         "make one with `ferrogym fit-policy --out DIR`")
+    header = json.loads((folder / CANDIDATES).read_text())
+    rows = {row["image"]: row for row in read_jsonl(folder / TABLE)}
+    names = [n for n in names if n in rows] if names is not None else list(rows)
+    if not names:
+        raise InputError(f"the reward table in {folder} has no rows")
+    take = [rows[n] for n in names]
+    return RewardTable(
+        header["space"], tuple(header["candidates"]), tuple(names),
+        np.array([r["rewards"] for r in take], dtype=float),
+        np.array([[np.nan if a is None else a for a in r["ari"]] for r in take], dtype=float),
+        np.array([r["features"] for r in take], dtype=float),
+        np.array([r["seconds"] for r in take], dtype=float),
+    )

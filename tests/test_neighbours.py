@@ -1,0 +1,150 @@
+"""Tests for the reward-table policy (ferrogym.agents.neighbours, .rewardtable) and the static
+baselines it shares its table with."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ferrogym.agents.benchmark import run_benchmark
+from ferrogym.agents.neighbours import NeighbourSearcher, choose_k, cross_validate, fit, next_candidate, simulate
+from ferrogym.agents.rewardtable import CANDIDATES, TABLE, load
+from ferrogym.agents.search import make_strategy
+from ferrogym.agents.searchers import coarse_grid
+from ferrogym.workflows.errors import InputError
+from ferrogym.workflows.images import parse_images
+from ferrogym.workflows.space import SEARCH_SPACE, VAE_SPACE
+
+#: Three training images x three candidates: image 2 disagrees with the others.
+REWARDS = np.array([[0.9, 0.1, 0.5], [0.8, 0.2, 0.5], [0.0, 1.0, 0.5]])
+
+
+def test_the_first_proposal_is_the_best_mean_candidate():
+    assert next_candidate(REWARDS, [], [], k=1) == 0  # means 0.57, 0.43, 0.50
+
+
+def test_proposals_follow_the_training_images_that_behaved_alike():
+    # The new image gave 0 where image 2 gave 0: its one nearest neighbour says candidate 1.
+    assert next_candidate(REWARDS, [0], [0.0], k=1) == 1
+    # Over all three images the mean improvement on 0 is larger for candidate 2 (0.50 > 0.43).
+    assert next_candidate(REWARDS, [0], [0.0], k=3) == 2
+
+
+def test_no_candidate_is_proposed_twice_and_an_exhausted_table_says_so():
+    tried, observed = [], []
+    for _ in range(3):
+        j = next_candidate(REWARDS, tried, observed, k=2)
+        assert j not in tried
+        tried.append(j)
+        observed.append(0.3)
+    with pytest.raises(InputError, match="every candidate"):
+        next_candidate(REWARDS, tried, observed, k=2)
+
+
+def test_simulate_returns_the_best_so_far_of_the_held_out_row():
+    curve = simulate(REWARDS[:2], REWARDS[2], k=1, budget=3)
+    assert curve.tolist() == [0.0, 0.5, 1.0]  # candidate 0, then the neighbours' next best
+
+
+def _two_kinds_table(n_per_kind: int = 6, n_candidates: int = 12, seed: int = 0) -> np.ndarray:
+    """Images of two kinds: kind A pays on candidate 0, kind B on candidate 1; a shared candidate
+    2 is fair on both, so it is the best on average and tells the kinds apart."""
+    rng = np.random.default_rng(seed)
+    rewards = rng.uniform(0.0, 0.2, size=(2 * n_per_kind, n_candidates))
+    rewards[:n_per_kind, 0] = 0.95
+    rewards[n_per_kind:, 1] = 0.95
+    rewards[:n_per_kind, 2] = 0.6
+    rewards[n_per_kind:, 2] = 0.7
+    return rewards
+
+
+def _write_table(folder, rewards, candidates, names, space="descriptors"):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / CANDIDATES).write_text(json.dumps({"space": space, "candidates": candidates}))
+    with open(folder / TABLE, "w") as handle:
+        for name, row in zip(names, rewards):
+            handle.write(json.dumps({"image": name, "features": [0.0], "rewards": row.tolist(),
+                                     "ari": [None] * len(row), "seconds": 1.0}) + "\n")
+    return load(folder)
+
+
+def test_cross_validation_prefers_neighbours_when_images_come_in_kinds(tmp_path):
+    candidates = coarse_grid(SEARCH_SPACE)[:12]
+    table = _write_table(tmp_path, _two_kinds_table(), candidates, [f"synthetic:{i}" for i in range(12)])
+    results = cross_validate(table, ks=(1, 2, 4))
+    # After the shared candidate, a few neighbours know the kind; all eleven others do not.
+    assert results[2][:, 1].mean() == pytest.approx(0.95)
+    assert results[11][:, 1].mean() < 0.9
+    assert choose_k(results) in (1, 2, 4)
+
+
+def test_fit_writes_a_run_the_searcher_and_static_best_use(tmp_path):
+    candidates = coarse_grid(SEARCH_SPACE)[:12]
+    table = _write_table(tmp_path, _two_kinds_table(), candidates, [f"synthetic:{i}" for i in range(12)])
+    run = fit(table, tmp_path, "synthetic:0-11", "order")
+    assert run["static_best"] == candidates[2] and run["timesteps"] == 144 and run["k"] in (1, 2, 4)
+    searcher = NeighbourSearcher(tmp_path, SEARCH_SPACE)
+    first = searcher.ask()
+    assert first == SEARCH_SPACE.canonical(candidates[2])
+    searcher.tell(first, 0.7)  # kind B
+    assert searcher.ask() == SEARCH_SPACE.canonical(candidates[1])
+    with pytest.raises(InputError, match="trained on the 'descriptors' space"):
+        NeighbourSearcher(tmp_path, VAE_SPACE)
+
+
+def test_a_folder_without_a_table_is_refused_with_the_command_to_make_one(tmp_path):
+    with pytest.raises(InputError, match="ferrogym fit-policy"):
+        load(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def tiny_table_run(tmp_path_factory):
+    """A fitted reward-table run on two 'training' seeds (made-up rewards; the benchmark evaluates)."""
+    folder = tmp_path_factory.mktemp("table")
+    candidates = coarse_grid(SEARCH_SPACE)
+    rewards = np.random.default_rng(1).uniform(size=(2, len(candidates)))
+    table = _write_table(folder, rewards, candidates, ["synthetic:7000", "synthetic:7001"])
+    fit(table, folder, "synthetic:7000-7001", "order")
+    return folder
+
+
+def test_static_baselines_and_the_policy_run_in_a_benchmark_as_amortised(tmp_path, tiny_table_run):
+    strategies = ["static:default", f"static:best:{tiny_table_run}", f"policy:{tiny_table_run}"]
+    rows = run_benchmark(strategies, "synthetic:500-500,shape=96x96", 3, 1, tmp_path, oracle=False, progress=False)
+    assert {r["protocol"] for r in rows} == {"amortised"}
+    assert sorted({r["budget"] for r in rows}) == [1, 3]
+    records = [json.loads(line) for line in (tmp_path / "evaluations.jsonl").read_text().splitlines()]
+    run = json.loads((tiny_table_run / "run.json").read_text())
+    for strategy, expected in ((strategies[0], SEARCH_SPACE.default()), (strategies[1], run["static_best"])):
+        configs = [r["config"] for r in records if r["strategy"] == strategy]
+        assert configs == [SEARCH_SPACE.canonical(expected)] * 3  # one configuration, whatever the budget
+    policy = [r["config"] for r in records if r["strategy"] == strategies[2]]
+    assert policy[0] == SEARCH_SPACE.canonical(run["static_best"]) and len({json.dumps(c) for c in policy}) == 3
+    costs = {r["strategy"]: r["training_timesteps"] for r in rows}
+    assert costs[strategies[0]] == 0 and costs[strategies[1]] == costs[strategies[2]] == 2 * 1330
+
+
+def test_static_best_is_refused_on_its_training_images_and_on_an_sb3_run(tmp_path, tiny_table_run):
+    with pytest.raises(InputError, match="overlaps the benchmark images"):
+        run_benchmark([f"static:best:{tiny_table_run}"], "synthetic:7001-7002,shape=96x96", 1, 1, tmp_path,
+                      oracle=False, progress=False)
+    workflow = parse_images("synthetic:500,shape=96x96").workflow(0, space="vae")
+    with pytest.raises(InputError, match="chosen on the 'descriptors' space"):
+        make_strategy(f"static:best:{tiny_table_run}", workflow, 1, 0)
+
+
+def test_candidates_the_input_cannot_describe_are_skipped_without_an_evaluation(tiny_table_run):
+    from ferrogym.agents.policy import policy_searcher
+    from ferrogym.workflows.workflow import Workflow
+
+    sample = parse_images("synthetic:500,shape=128x128").workflow(0)
+    positions_only = Workflow(positions=sample.lattice.xy)  # no image, no sublattice: lattice features only
+    searcher = policy_searcher(tiny_table_run, positions_only, budget=4)
+    for _ in range(4):
+        config = searcher.ask()
+        assert config["descriptor"] == "lattice"
+        evaluation = positions_only.evaluate(config)
+        assert evaluation.reason is None
+        searcher.tell(config, evaluation.reward, evaluation)
