@@ -33,7 +33,7 @@ from ferrogym.workflows.images import parse_images
 from ferrogym.workflows.space import CLUSTERING_STAGE, SearchSpace
 
 from .rewardtable import RewardTable, load
-from .searchers import Searcher
+from .searchers import Searcher, SpaceExhausted
 
 ALGO = "neighbours"
 #: Neighbourhood sizes tried by cross-validation.
@@ -62,7 +62,7 @@ def next_candidate(rewards: np.ndarray, tried: list[int], observed: list[float],
     order = np.lexsort((-mean, -gain))  # largest gain first, then the neighbours' mean reward
     untried = order[~np.isin(order, [*tried, *excluded])]
     if len(untried) == 0:
-        raise InputError("every candidate of the reward table has been tried")
+        raise SpaceExhausted("neighbours: every candidate of the reward table has been tried")
     return int(untried[0])
 
 

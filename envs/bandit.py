@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 
 from . import observation
-from .base import DomainWallsBase
+from .base import VERSION_HISTORY, DomainWallsBase
 
 #: The observation's entries: the image block only.
 ENTRIES = observation.IMAGE
@@ -62,13 +62,7 @@ class DomainWallsBanditEnv(DomainWallsBase):
 
     ## Version History
 
-    - v1: image patches are always reduced by PCA before clustering (``reduction`` is an
-      action only for the low-dimensional descriptors and the VAE), which bounds the cost of a
-      mixture on a full frame; the segmentation block gained ``uniformity`` and
-      ``wall_contrast``, the two factors of the default ``order`` reward.
-    - v0: first version (actions included ``reduction="none"`` on image patches). Its default
-      reward became ``order`` instead of ``combined`` during its life; ``reward="combined"``
-      gives the old rewards.
+    {history}
     """
 
     def __init__(self, images: Any = None, **kwargs):
@@ -88,5 +82,6 @@ class DomainWallsBanditEnv(DomainWallsBase):
 
 
 DomainWallsBanditEnv.__doc__ = DomainWallsBanditEnv.__doc__.format(
-    size=len(ENTRIES), table=observation.markdown_table(ENTRIES).replace("\n", "\n    ")
+    size=len(ENTRIES), table=observation.markdown_table(ENTRIES).replace("\n", "\n    "),
+    history=VERSION_HISTORY.replace("\n", "\n    "),
 )

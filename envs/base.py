@@ -22,6 +22,16 @@ from ferrogym.workflows.workflow import Evaluation, Workflow
 
 from . import observation
 
+#: The "Version History" of the built-in envs' docstrings (their ids share the version).
+VERSION_HISTORY = """\
+- v1: image patches are always reduced by PCA before clustering (``reduction`` is an
+  action only for the low-dimensional descriptors and the VAE), which bounds the cost of a
+  mixture on a full frame; the segmentation block gained ``uniformity`` and
+  ``wall_contrast``, the two factors of the default ``order`` reward.
+- v0: first version (actions included ``reduction="none"`` on image patches). Its default
+  reward became ``order`` instead of ``combined`` during its life; ``reward="combined"``
+  gives the old rewards."""
+
 #: Synthetic training images used when no ``images`` are given (test on seeds above 999).
 DEFAULT_IMAGES = "synthetic:0-999"
 

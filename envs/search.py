@@ -11,7 +11,7 @@ from ferrogym.workflows.errors import InputError
 from ferrogym.workflows.space import SEARCH_SPACE, SearchSpace
 
 from . import observation
-from .base import DomainWallsBase
+from .base import VERSION_HISTORY, DomainWallsBase
 
 REWARD_MODES = ("improvement", "raw")
 
@@ -95,13 +95,7 @@ class DomainWallsEnv(DomainWallsBase):
 
     ## Version History
 
-    - v1: image patches are always reduced by PCA before clustering (``reduction`` is an
-      action only for the low-dimensional descriptors and the VAE), which bounds the cost of a
-      mixture on a full frame; the segmentation block gained ``uniformity`` and
-      ``wall_contrast``, the two factors of the default ``order`` reward.
-    - v0: first version (actions included ``reduction="none"`` on image patches). Its default
-      reward became ``order`` instead of ``combined`` during its life; ``reward="combined"``
-      gives the old rewards.
+    {history}
     """
 
     def __init__(self, images: Any = None, *, budget: int = 20, reward_mode: str = "improvement", **kwargs):
@@ -169,5 +163,6 @@ def entries(space: SearchSpace) -> tuple[observation.Entry, ...]:
 ENTRIES = entries(SEARCH_SPACE)
 
 DomainWallsEnv.__doc__ = DomainWallsEnv.__doc__.format(
-    size=len(ENTRIES), table=observation.markdown_table(ENTRIES).replace("\n", "\n    ")
+    size=len(ENTRIES), table=observation.markdown_table(ENTRIES).replace("\n", "\n    "),
+    history=VERSION_HISTORY.replace("\n", "\n    "),
 )

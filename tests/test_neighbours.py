@@ -12,7 +12,7 @@ from ferrogym.agents.benchmark import run_benchmark
 from ferrogym.agents.neighbours import NeighbourSearcher, choose_k, cross_validate, fit, next_candidate, simulate
 from ferrogym.agents.rewardtable import CANDIDATES, TABLE, load
 from ferrogym.agents.search import make_strategy
-from ferrogym.agents.searchers import coarse_grid
+from ferrogym.agents.searchers import SpaceExhausted, coarse_grid
 from ferrogym.workflows.errors import InputError
 from ferrogym.workflows.images import parse_images
 from ferrogym.workflows.space import SEARCH_SPACE, VAE_SPACE
@@ -39,7 +39,7 @@ def test_no_candidate_is_proposed_twice_and_an_exhausted_table_says_so():
         assert j not in tried
         tried.append(j)
         observed.append(0.3)
-    with pytest.raises(InputError, match="every candidate"):
+    with pytest.raises(SpaceExhausted, match="every candidate"):
         next_candidate(REWARDS, tried, observed, k=2)
 
 
