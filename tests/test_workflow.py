@@ -222,6 +222,20 @@ def test_stages_are_shared_between_neighbouring_configurations(fresh_workflow, c
     assert counted["descriptor"] == 2
 
 
+def test_a_new_clustering_of_a_cached_reduction_needs_no_descriptor(fresh_workflow, counted):
+    """Full-frame patches can outgrow the features cache; the reduction keeps their sites."""
+    config = dict(descriptor="patch", window_x=1.0, reduction="pca", n_components=4, n_clusters=4)
+    first = fresh_workflow.evaluate(config)
+    fresh_workflow._features.clear()  # as when the features cache has dropped the patches
+    fresh_workflow.evaluate(dict(config, n_clusters=3))
+    assert counted == {"descriptor": 1, "reduce": 1, "cluster": 2}
+    fresh_workflow._labels.clear()
+    again = fresh_workflow.evaluate(dict(config, n_clusters=5))
+    fresh_workflow.evaluate(config)
+    assert counted["descriptor"] == 1
+    np.testing.assert_array_equal(first.atom_labels >= 0, again.atom_labels >= 0)  # the same sites
+
+
 def test_atoms_are_found_once(two_families_sample, monkeypatch):
     calls = []
     original = workflow_module.find_columns

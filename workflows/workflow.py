@@ -194,26 +194,35 @@ class Workflow:
             raise result
         return result
 
-    def labels(self, config: Mapping[str, Any]) -> tuple[Features, np.ndarray]:
-        """Features and canonical cluster labels of a configuration (both cached)."""
+    def labels(self, config: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """The sites described and their canonical cluster labels, for a configuration (cached).
+
+        The reduction is cached with its sites, so a new clustering of a cached reduction (most
+        steps of a search) does not need the descriptor again: on a full frame the descriptor of
+        every atom's patches is hundreds of MB, more than its cache keeps, and seconds to redo.
+        Raises DescriptorUnavailable or DegenerateClustering.
+        """
         config = self.space.canonical(config)
-        features = self.features(config)
-        reduced_key = (*self._descriptor_key(config), config["reduction"], config["n_components"])
         key = tuple(config.items())
         result = self._labels.get(key)
         if result is None:
+            reduced_key = (*self._descriptor_key(config), config["reduction"], config["n_components"])
             try:
                 reduced = self._reduced.get(reduced_key)
                 if reduced is None:
-                    reduced = reduce(features.values, config["reduction"], config["n_components"], self.seed)
+                    features = self.features(config)
+                    reduced = (features.sites, reduce(features.values, config["reduction"], config["n_components"],
+                                                      self.seed))
                     _remember(self._reduced, reduced_key, reduced)
-                result = cluster(reduced, config["clustering"], config["n_clusters"], config["covariance"], self.seed)
+                sites, values = reduced
+                result = (sites, cluster(values, config["clustering"], config["n_clusters"], config["covariance"],
+                                         self.seed))
             except DegenerateClustering as error:
                 result = error
             _remember(self._labels, key, result)
         if isinstance(result, DegenerateClustering):
             raise result
-        return features, result
+        return result
 
     def evaluate(self, config: Mapping[str, Any] | None = None) -> Evaluation:
         """Run one configuration (default: the space's defaults) and score it."""
@@ -223,8 +232,8 @@ class Workflow:
         atom_labels = np.full(len(self.lattice.xy), -1)
         reason = None
         try:
-            features, labels = self.labels(config)
-            atom_labels[features.sites] = labels
+            sites, labels = self.labels(config)
+            atom_labels[sites] = labels
         except (DescriptorUnavailable, DegenerateClustering) as error:
             reason = str(error)
         segmentation = self.cell_segmentation(atom_labels)
@@ -313,7 +322,10 @@ def _new_caches() -> tuple[LRUCache, LRUCache, LRUCache]:
 
 
 def _nbytes(value) -> int:
-    """Bytes of a cached array or :class:`Features`; 1 for a cached reason for failure."""
+    """Bytes of a cached array, tuple of arrays or :class:`Features`; 1 for a cached reason for
+    failure."""
+    if isinstance(value, tuple):
+        return sum(_nbytes(part) for part in value)
     array = getattr(value, "values", value)
     return max(1, int(getattr(array, "nbytes", 1)))
 
