@@ -126,6 +126,11 @@ COMMANDS: dict[str, Fill] = {
          "N": "2", "DIR": "{tmp}/analysis"},
         outputs=("analysis/segmentation.csv", "analysis/summary.json", "analysis/segmentation.png"),
     ),
+    "ferrogym analyze FILE --search policy:agents/policies/neighbours --budget 5": Fill(
+        "analyze-policy",  # the README's check of the shipped policy on a real file
+        {"FILE": "{data}/image.npy", "--budget": "2"},
+        outputs=("results/analysis/summary.json",),
+    ),
     # From "Benchmarks": run from the repository root, with the shipped policy.
     "ferrogym benchmark --strategies policy:agents/policies/neighbours,static:best,static:default --images "
     '"synthetic:4160-4191,family=any,shape=256x256|384x384|512x512|768x768|1024x1024" --budget 20 --seeds 1 '
