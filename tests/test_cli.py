@@ -333,3 +333,17 @@ def test_the_shipped_policy_is_a_finished_run_trained_on_other_images():
     trained, demo_images = parse_images(run["images"]), parse_images(DEMO_IMAGES)
     assert demo_images.last < trained.first and run["algo"] == "neighbours" and run["reward"] == "order"
     assert run["space"] == "descriptors" and run["timesteps"] == len(trained) * 1330
+
+
+@pytest.mark.slow
+def test_one_and_two_workers_record_the_same_evaluations(tmp_path):
+    """Same seeds, same records, whatever the number of worker processes (timings aside)."""
+    def records(workers):
+        out = tmp_path / f"w{workers}"
+        benchmark_module.run_benchmark(["random", "bayes-tpe", "static:default"], f"synthetic:500-501,{TINY}", 3, 2,
+                                       out, oracle=False, workers=workers, progress=False)
+        lines = [json.loads(line) for line in (out / "evaluations.jsonl").read_text().splitlines()]
+        return sorted((json.dumps({k: v for k, v in r.items() if k != "seconds"}, sort_keys=True) for r in lines))
+
+    one, two = records(1), records(2)
+    assert len(one) == 2 * 3 * 2 * 3 and one == two

@@ -148,3 +148,4 @@ def test_candidates_the_input_cannot_describe_are_skipped_without_an_evaluation(
         evaluation = positions_only.evaluate(config)
         assert evaluation.reason is None
         searcher.tell(config, evaluation.reward, evaluation)
+
