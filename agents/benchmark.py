@@ -313,9 +313,9 @@ def write_report(benchmark: Benchmark) -> list[dict]:
     training = {s: _training_cost(s) for s in benchmark.strategies if protocol_of(s) == AMORTISED}
     budgets = tuple(sorted({*(b for b in BUDGETS if b <= benchmark.budget), benchmark.budget}))
     rows = report.summarise(records, oracle, budgets, training)
-    report.write_summary(rows, benchmark.out)
-    curves = report.search_curves(records)
     labels = report.strategy_labels(benchmark.strategies)  # policy:DIR as policy:<folder name>, never a path
+    report.write_summary(rows, benchmark.out, labels)
+    curves = report.search_curves(records)
     report.plot_best_so_far(curves, benchmark.out / "best_so_far.png", labels=labels)
     report.plot_best_so_far(curves, benchmark.out / "best_so_far_seconds.png", x="seconds", labels=labels)
     report.plot_incumbent_ari(curves, benchmark.out / "incumbent_ari.png", labels=labels)

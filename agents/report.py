@@ -282,16 +282,19 @@ LEGEND = """\
 """
 
 
-def write_summary(rows: Sequence[Mapping], out_dir: str | Path) -> tuple[Path, Path]:
+def write_summary(rows: Sequence[Mapping], out_dir: str | Path,
+                  labels: Mapping[str, str] | None = None) -> tuple[Path, Path]:
     """Write ``summary.md`` (a markdown table per protocol and a legend) and ``summary.csv``.
 
-    The CSV holds every number of :data:`COLUMNS` unrounded, CI bounds in their own columns,
-    None as an empty cell. Returns (md_path, csv_path).
+    The markdown names strategies by ``labels`` where given (:func:`strategy_labels`: never a
+    path); the CSV keeps the full strategy, and every number of :data:`COLUMNS` unrounded, CI
+    bounds in their own columns, None as an empty cell. Returns (md_path, csv_path).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     md_path, csv_path = out_dir / "summary.md", out_dir / "summary.csv"
-    md_path.write_text(_markdown(rows))
+    md_path.write_text(_markdown([{**row, "strategy": (labels or {}).get(row["strategy"], row["strategy"])}
+                                  for row in rows]))
     with csv_path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         writer.writeheader()

@@ -242,8 +242,11 @@ def test_load_records_rejects_a_corrupt_line_in_the_middle(tmp_path):
 
 def test_write_summary_writes_markdown_and_csv(tmp_path):
     rows = summarise(with_policy(), ORACLE, budgets=(5, 10), training=TRAINING)
-    md_path, csv_path = write_summary(rows, tmp_path / "report")
+    policy = next(r["strategy"] for r in rows if r["protocol"] == "amortised")
+    labels = {policy: "policy:short"}
+    md_path, csv_path = write_summary(rows, tmp_path / "report", labels)
     markdown = md_path.read_text()
+    assert "| policy:short | 5 |" in markdown and policy not in markdown  # the csv keeps the strategy
     assert "## Protocol: per-image" in markdown and "## Protocol: amortised" in markdown
     assert "| Strategy | Budget |" in markdown and "Best reward IQM [95 % CI]" in markdown
     assert "> 5" in markdown  # no per-image search reached 95 % within 5 evaluations
