@@ -13,8 +13,9 @@ import math
 from pathlib import Path
 
 from .benchmark import run_benchmark
-from .policy import load_run, shipped_policy
 from .neighbours import ALGO
+from .policy import load_run, shipped_policy
+from .search import STATIC_BEST_PREFIX
 
 #: Unseen by the shipped policy (trained on seeds 3000-3063).
 DEMO_IMAGES = "synthetic:2000-2002,family=any,shape=256x256"
@@ -27,7 +28,7 @@ def demo(out: Path, *, budget: int = 20, seeds: int = 3, images: str | None = No
          progress: bool = True) -> list[dict]:
     """Run the demo benchmark into ``out``, print its table, and return the summary rows."""
     policy_dir = Path(policy) if policy else shipped_policy()
-    static_best = f"static:best:{policy_dir}" if load_run(policy_dir).get("algo") == ALGO else "static:best"
+    static_best = f"{STATIC_BEST_PREFIX}{policy_dir}" if load_run(policy_dir).get("algo") == ALGO else "static:best"
     strategies = [f"policy:{policy_dir}", static_best, *DEMO_STRATEGIES]
     print(f"ferrogym demo: the policy in {policy_dir}, static:best, {' and '.join(DEMO_STRATEGIES)}")
     print(f"images {images or DEMO_IMAGES}, budget {budget}, {seeds} seeds; writing to {out}")

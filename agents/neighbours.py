@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Collection
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from ferrogym.workflows.errors import InputError
 from ferrogym.workflows.images import parse_images
 from ferrogym.workflows.space import CLUSTERING_STAGE, SearchSpace
 
-from .rewardtable import RewardTable, load
+from .rewardtable import TABLE, RewardTable, load
 from .searchers import Searcher, SpaceExhausted
 
 ALGO = "neighbours"
@@ -127,6 +128,23 @@ def fit(table: RewardTable, folder: Path, images: str, reward: str) -> dict[str,
     return run
 
 
+def load_policy(run_dir: str | Path) -> tuple[dict[str, Any], RewardTable]:
+    """The run record and the reward table (its training images' rows) of a reward-table policy,
+    read once per folder and version: a benchmark starts a searcher for every search."""
+    folder = Path(run_dir).resolve()
+    versions = tuple((folder / name).stat().st_mtime_ns for name in ("run.json", TABLE))
+    return _read_policy(folder, versions)
+
+
+@lru_cache(maxsize=8)
+def _read_policy(folder: Path, versions: tuple[int, ...]) -> tuple[dict[str, Any], RewardTable]:
+    run = json.loads((folder / "run.json").read_text())
+    images = parse_images(run["images"])
+    table = load(folder, names=[images.name(i) for i in range(len(images))])
+    table.rewards.setflags(write=False)  # shared by every searcher of this folder
+    return run, table
+
+
 class NeighbourSearcher(Searcher):
     """Searches one image with a reward-table policy (``policy:DIR`` where DIR was made by
     ``ferrogym fit-policy``); it proposes candidates of the table only.
@@ -141,12 +159,10 @@ class NeighbourSearcher(Searcher):
     def __init__(self, run_dir: str | Path, space: SearchSpace, seed: int = 0,
                  describable: Callable[[dict], bool] | None = None):
         super().__init__(space, seed)
-        run = json.loads((Path(run_dir) / "run.json").read_text())
+        run, self.table = load_policy(run_dir)
         if run["space"] != space.name:
             raise InputError(f"policy {run_dir} was trained on the {run['space']!r} space; this search is over "
                              f"{space.name!r} (choose it with --space)")
-        images = parse_images(run["images"])
-        self.table = load(run_dir, names=[images.name(i) for i in range(len(images))])
         self.k = int(run["k"])
         self.describable = describable
         self._candidates = [space.canonical(c) for c in self.table.candidates]

@@ -29,6 +29,8 @@ from scipy.stats import trim_mean
 
 from ferrogym.workflows.rewards import NO_WALLS_BELOW
 
+from .search import RUN_PREFIXES
+
 #: A search: (protocol, strategy, image, seed).
 SearchKey = tuple[str, str, str, int]
 
@@ -360,20 +362,19 @@ def _optional(value, spec: str) -> str:
 def strategy_labels(strategies: Iterable[str]) -> dict[str, str]:
     """Short, unique names of strategies for legends, titles and file names.
 
-    A strategy with an argument after a colon, such as ``policy:DIR``, is shown with the last
-    component of that path (``policy:ppo-search``), never the whole path, which depends on where
-    the run lies; two runs in folders of the same name get as many parent folders as tell them
-    apart (``policy:a/ppo``, ``policy:b/ppo``); ``static:best:DIR`` likewise
-    (``static:best:neighbours``). Other strategies keep their name.
+    A strategy whose argument is a run's folder (``policy:DIR``, ``static:best:DIR``) is shown
+    with the last component of that path (``policy:ppo-search``), never the whole path, which
+    depends on where the run lies; two runs in folders of the same name get as many parent
+    folders as tell them apart (``policy:a/ppo``, ``policy:b/ppo``). Other strategies keep their
+    name.
     """
     strategies = list(dict.fromkeys(strategies))
     parts = {}
     for strategy in strategies:
-        kind, colon, argument = strategy.partition(":")
-        if strategy.startswith("static:best:"):
-            kind, colon, argument = "static:best", ":", strategy[len("static:best:"):]
-        path_parts = PurePath(os.path.normpath(argument)).parts if colon and argument else ()
-        parts[strategy] = (kind, tuple(p for p in path_parts if p not in ("/", ".")))
+        prefix = next((p for p in RUN_PREFIXES if strategy.startswith(p)), None)
+        argument = strategy[len(prefix):] if prefix else ""
+        path_parts = PurePath(os.path.normpath(argument)).parts if argument else ()
+        parts[strategy] = (prefix[:-1] if prefix else strategy, tuple(p for p in path_parts if p not in ("/", ".")))
     depth = 1
     while True:
         labels = {s: s if not p else f"{k}:{'/'.join(p[-depth:])}" for s, (k, p) in parts.items()}

@@ -57,12 +57,6 @@ class RewardTable:
         """The candidate with the best mean reward over the images (no truth involved)."""
         return dict(self.candidates[int(np.argmax(self.rewards.mean(axis=0)))])
 
-    def subset(self, rows) -> RewardTable:
-        """The table of some images only (for cross-validation)."""
-        rows = np.asarray(rows)
-        return RewardTable(self.space, self.candidates, tuple(self.images[i] for i in rows), self.rewards[rows],
-                           self.ari[rows], self.features[rows], self.seconds[rows])
-
 
 def collect(images: ImageSet, out: Path, space: str = "descriptors", workers: int = 1,
             progress: bool = True) -> RewardTable:
@@ -77,7 +71,7 @@ def collect(images: ImageSet, out: Path, space: str = "descriptors", workers: in
     else:
         candidates_path.write_text(json.dumps({"space": space.name, "candidates": candidates}))
     done = {row["image"] for row in read_jsonl(out / TABLE)}
-    jobs = [(images, i, space.name, out) for i in range(len(images)) if images.name(i) not in done]
+    jobs = [(images, i, space.name, candidates, out) for i in range(len(images)) if images.name(i) not in done]
     with tqdm(total=len(images), initial=len(images) - len(jobs), desc="images", unit="image",
               disable=not progress) as bar:
         if workers > 1 and len(jobs) > 1:
@@ -92,10 +86,9 @@ def collect(images: ImageSet, out: Path, space: str = "descriptors", workers: in
 
 
 def _collect_row(job) -> None:
-    images, index, space, out = job
+    images, index, space, candidates, out = job
     start = time.perf_counter()
     workflow = images.workflow(index, space=space)
-    candidates = coarse_grid(workflow.space)
     evaluations = [workflow.evaluate(config) for config in candidates]
     append_record(out / TABLE, {
         "image": images.name(index),

@@ -25,6 +25,9 @@ from .searchers import SEARCHERS, Searcher, make_searcher
 POLICY_PREFIX = "policy:"
 STATIC_PREFIX = "static:"
 STATIC = ("static:default", "static:best")
+STATIC_BEST_PREFIX = "static:best:"
+#: Prefixes of strategies whose argument is a training run's folder.
+RUN_PREFIXES = (POLICY_PREFIX, STATIC_BEST_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -68,14 +71,13 @@ def check_strategy(strategy: str) -> str:
 
 def training_run(strategy: str) -> str | None:
     """The training run a strategy learned from (``policy:DIR``, ``static:best[:DIR]``), else None."""
-    if strategy.startswith(POLICY_PREFIX) and len(strategy) > len(POLICY_PREFIX):
-        return strategy[len(POLICY_PREFIX):]
     if strategy == "static:best":
         from .policy import shipped_policy
 
         return str(shipped_policy())
-    if strategy.startswith("static:best:") and len(strategy) > len("static:best:"):
-        return strategy[len("static:best:"):]
+    for prefix in RUN_PREFIXES:
+        if strategy.startswith(prefix) and len(strategy) > len(prefix):
+            return strategy[len(prefix):]
     return None
 
 
