@@ -492,6 +492,47 @@ def test_strain_gradient_changes_the_local_lattice_constant():
     assert slope == pytest.approx(0.1, rel=0.15)
 
 
+def cell_angles_deg(xy: np.ndarray, a: float) -> np.ndarray:
+    """Angle between each A column's bonds to its +x and +y neighbours (degrees; NaN where one
+    is missing)."""
+    tree = cKDTree(xy)
+    dx, ix = tree.query(xy + [a, 0.0])
+    dy, iy = tree.query(xy + [0.0, a])
+    u, v = xy[ix] - xy, xy[iy] - xy
+    cosine = np.sum(u * v, axis=1) / a**2
+    return np.where((dx < a / 4) & (dy < a / 4), np.degrees(np.arccos(np.clip(cosine, -1, 1))), np.nan)
+
+
+@pytest.mark.parametrize("domains", ["stripes", "four_stripes"])
+def test_twin_shear_shears_neighbouring_domains_oppositely_parallel_to_the_walls(domains):
+    shear = 0.04
+    p = clean(shape=(320, 320), domains=domains, variants=(0, 1), wall_angle_deg=0.0, period_cells=12.0,
+              twin_shear=shear)
+    t = generate(p).truth
+    a_sites = t.sublattice == "A"
+    angle = cell_angles_deg(t.xy[a_sites], p.lattice_constant_px)
+    variant = t.variant[a_sites]
+    # a shear of +/- s/2 turns the cell angle by -/+ s/2: the domains differ by the whole shear
+    difference = np.nanmedian(angle[np.isin(variant, (1, 3))]) - np.nanmedian(angle[np.isin(variant, (0, 2))])
+    assert abs(difference) == pytest.approx(np.degrees(shear), rel=0.1)
+
+
+def test_walls_between_variants_of_one_strain_class_are_not_twins():
+    params = dict(domains="stripes", variants=(0, 2), wall_angle_deg=30.0)
+    plain, twinned = generate(clean(**params)).truth, generate(clean(**params, twin_shear=0.05)).truth
+    np.testing.assert_array_equal(plain.xy, twinned.xy)
+
+
+def test_twin_shear_keeps_the_lattice_continuous_across_walls():
+    p = clean(shape=(256, 256), domains="two_families", wall_angle_deg=0.0, wall_angle2_deg=90.0, period_cells=8.0,
+              period2_cells=10.0, twin_shear=0.08)
+    truth = generate(p).truth
+    xy = truth.xy[truth.sublattice == "A"]
+    distance, _ = cKDTree(xy).query(xy, k=2)
+    nearest = distance[:, 1] / p.lattice_constant_px
+    assert nearest.min() > 0.95 and nearest.max() < 1.05
+
+
 # --------------------------------------------------------------------------- validation
 
 
@@ -519,6 +560,8 @@ def test_strain_gradient_changes_the_local_lattice_constant():
         (dict(interface_tilt_deg=60.0), "interface_tilt_deg"),
         (dict(intensity_gradient=-0.1), "intensity_gradient"),
         (dict(strain_gradient=0.5), "strain_gradient"),
+        (dict(twin_shear=0.3), "twin_shear"),
+        (dict(twin_shear=-0.01), "twin_shear"),
         (dict(rotation_span_deg=float("inf")), "rotation_span_deg"),
         (dict(drift_shear=0.7), "drift_shear"),
         (dict(read_noise=2.0, dose=None), "read_noise"),

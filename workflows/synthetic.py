@@ -143,6 +143,18 @@ class SyntheticParams:
         move, walls and variants with them; |value| <= 0.2.
     gradient_angle_deg : float
         Direction (from image +x) along which both gradients run.
+    twin_shear : float
+        Ferroelastic twinning (radians, 0..0.1; rhombohedral BiFeO3 about 0.01, tetragonal
+        PbTiO3 about 0.06): across each wall of ``"stripes"``, ``"four_stripes"`` and
+        ``"two_families"`` the lattice shears parallel to the wall, each domain by +/- half of
+        this against the image's mean, so the local cell angle and rotation differ between
+        domains (what lattice descriptors see without an image). Every wall between variants
+        of different spontaneous strain (polarizations 90 degrees apart in projection: 0 and
+        2 against 1 and 3) is such a twin; a 180 degree wall is not. A shear parallel to the
+        walls keeps the lattice continuous across them (the twins are compatible) and moves
+        each wall only along itself, though one family's shear moves the other's walls by up
+        to ``twin_shear`` times half its domain width. ``"single"``, ``"rotation"`` and
+        ``"needle"`` ignore it; the antipolar band and a substrate move with the film's field.
     ab_ratio : float
         Peak intensity ratio of an undoped A column to a B column (real: 2-3).
     column_sigma_pm : float
@@ -189,6 +201,7 @@ class SyntheticParams:
     intensity_gradient: float = 0.0
     strain_gradient: float = 0.0
     gradient_angle_deg: float = 0.0
+    twin_shear: float = 0.0
     ab_ratio: float = 2.5
     column_sigma_pm: float = 35.0
     dose: float | None = 200.0
@@ -359,6 +372,7 @@ def _validate(p: SyntheticParams) -> None:
     _check_number(p, "intensity_gradient", 0.0, 1.5)
     _check_number(p, "strain_gradient", -0.2, 0.2)
     _check_number(p, "gradient_angle_deg")
+    _check_number(p, "twin_shear", 0.0, 0.1)
     for name in ("read_noise", "scan_jitter_px", "background"):
         _check_number(p, name, 0.0)
     _validate_dose(p)
@@ -537,6 +551,45 @@ def _strain(xy: np.ndarray, p: SyntheticParams) -> np.ndarray:
     return xy + (p.strain_gradient * along**2 / (2 * _extent_along(p, direction)))[..., None] * direction
 
 
+def _twin_displacement(xy: np.ndarray, p: SyntheticParams) -> np.ndarray:
+    """Displacement (N, 2) px of points at ideal positions ``xy`` by the ferroelastic twin shear.
+
+    A laminate of walls along ``t`` (normal ``n``) whose domains shear by ``+/- twin_shear / 2``
+    parallel to the walls has the displacement ``t * twin_shear / 2 * integral of +/-1 along n``
+    from the image centre, and the integral of a square wave is a triangle wave. Stripes of one
+    strain class (180 degree walls) do not shear; ``"two_families"`` adds one laminate per family.
+    """
+    if p.twin_shear == 0 or p.domains not in ("stripes", "four_stripes", "two_families"):
+        return np.zeros_like(xy)
+    if p.domains == "two_families":
+        laminates = [(p.wall_angle_deg, p.period_cells, 1.0, -1.0), (p.wall_angle2_deg, p.period2_cells, 1.0, -1.0)]
+    else:
+        first, second = (p.variants[0], p.variants[1]) if p.domains == "stripes" else (p.variants[0], p.variants[0] + 1)
+        laminates = [(p.wall_angle_deg, p.period_cells, _strain_class(first), _strain_class(second))]
+    a = p.lattice_constant_px
+    displacement = np.zeros_like(xy)
+    for angle, period, even, odd in laminates:
+        tangent = _direction(angle)
+        normal = np.array([-tangent[1], tangent[0]])
+        width = period * a / 2
+        offset = p.wall_offset_cells * a
+        along_normal = (xy - _centre(p.shape)) @ normal
+        integral = (even - odd) / 2 * (_triangle(along_normal + offset, width) - _triangle(offset, width))
+        displacement += (p.twin_shear / 2 * integral)[:, None] * tangent
+    return displacement
+
+
+def _strain_class(variant: int) -> float:
+    """+1 for polar variants 0 and 2, -1 for 1 and 3: their spontaneous shears are opposite."""
+    x, y = POLARIZATION_DIRECTIONS[variant % 4]
+    return float(np.sign(x * y))
+
+
+def _triangle(z, width: float):
+    """Integral from 0 to z of a square wave that is +1 on [0, width) and -1 on [width, 2 width)."""
+    return width - np.abs(np.mod(z, 2 * width) - width)
+
+
 def _off_centring(p: SyntheticParams, b_ideal: np.ndarray, variant: np.ndarray) -> np.ndarray:
     """B off-centring (N, 2) px: against the polarization of each polar variant, 0 elsewhere.
 
@@ -562,8 +615,8 @@ def _off_centring(p: SyntheticParams, b_ideal: np.ndarray, variant: np.ndarray) 
 def _place_columns(p: SyntheticParams, lattice: _Lattice) -> tuple[_Columns, _Columns]:
     """A and B columns with their variants and pre-drift positions.
 
-    A columns in the antipolar band shift +/- along the lattice's first axis by lattice row;
-    a strain gradient then moves all A columns; each B sits at the centre of its four A
+    A columns in the antipolar band shift +/- along the lattice's first axis by lattice row, the
+    twin shear moves every A column, then a strain gradient does; each B sits at the centre of its four A
     neighbours plus its off-centring.
     """
     nj, ni = lattice.a_ideal.shape[:2]
@@ -573,7 +626,9 @@ def _place_columns(p: SyntheticParams, lattice: _Lattice) -> tuple[_Columns, _Co
     shift_px = p.antipolar_shift_pm / p.pixel_size_pm
     sign = np.where(lattice.a_row_index % 2 == 0, 1.0, -1.0)
     antipolar_shift = np.where(var_a == ANTIPOLAR, sign * shift_px, 0.0)[..., None] * _lattice_axes(p)[0]
-    pos_a = _strain((lattice.a_ideal + antipolar_shift).reshape(-1, 2), p).reshape(nj, ni, 2)
+    a_ideal = lattice.a_ideal.reshape(-1, 2)
+    twinned = a_ideal + antipolar_shift.reshape(-1, 2) + _twin_displacement(a_ideal, p)
+    pos_a = _strain(twinned, p).reshape(nj, ni, 2)
     cage = (pos_a[:-1, :-1] + pos_a[:-1, 1:] + pos_a[1:, :-1] + pos_a[1:, 1:]) / 4
     b_disp = _off_centring(p, b_ideal, var_b)
     a_columns = _Columns(var_a.ravel(), pos_a.reshape(-1, 2), np.zeros((var_a.size, 2)))
