@@ -40,8 +40,32 @@ def test_choices_pick_one_value_per_image_and_leave_other_fields_as_drawn():
         ("synthetic:0-3,family=foo", "synthetic family 'foo'"),
         ("synthetic:0-3,shape=256x256|10x10", "spans fewer than 3 unit cells"),
         ("synthetic:0-3,dose=100,dose=50|80", "given more than once"),
+        ("synthetic:0-3,input=movie", "synthetic input 'movie'"),
     ],
 )
 def test_bad_choices_are_refused_with_the_reason(spec, message):
     with pytest.raises(InputError, match=message):
         parse_images(spec)
+
+
+def test_an_image_given_as_positions_is_its_found_columns_without_the_image():
+    image = parse_images("synthetic:7-8,shape=192x192,domains=stripes")
+    positions = parse_images("synthetic:7-8,shape=192x192,domains=stripes,input=positions")
+    a_sites = parse_images("synthetic:7-8,shape=192x192,domains=stripes,input=a_positions")
+    assert [image.name(0), positions.name(0), a_sites.name(0)] == ["synthetic:7", "synthetic:7/positions",
+                                                                   "synthetic:7/a_positions"]
+    assert image.params(7) == positions.params(7) == a_sites.params(7)  # the input is not a draw of the image
+    found = image.workflow(0).lattice
+    given, given_a = positions.workflow(0), a_sites.workflow(0)
+    assert given.image is None and given_a.image is None
+    assert len(given.lattice.xy) == len(found.xy) and set(given.lattice.sublattice) == {"A", "B"}
+    assert len(given_a.lattice.xy) == int((found.sublattice == "A").sum()) and set(given_a.lattice.sublattice) == {"A"}
+    lattice = {"descriptor": "lattice", "clustering": "kmeans", "n_clusters": 2}
+    assert given_a.evaluate(lattice).metrics["assigned"] > 0  # the truth still scores the answer
+
+
+def test_an_input_choice_leaves_the_other_choices_of_a_seed_unchanged():
+    plain = parse_images("synthetic:0-19,family=any,shape=128x128|256x256")
+    mixed = parse_images("synthetic:0-19,family=any,shape=128x128|256x256,input=image|a_positions")
+    assert {mixed.input(i) for i in range(20)} == {"image", "a_positions"}
+    assert [mixed.params(s).family for s in range(20)] == [plain.params(s).family for s in range(20)]

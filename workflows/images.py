@@ -13,7 +13,10 @@ env, a benchmark and a person on the command line all mean the same image by the
   ``domains=stripes``, ``shape=256x256``); ``field=low:high`` draws it uniformly per image;
   ``field=a|b|c`` picks one of the values per image (``shape=256x256|1024x1024``). The pseudo
   field ``family`` picks a kind of image (a domain pattern or ``phase_boundary``, see
-  :data:`~ferrogym.workflows.synthetic.FAMILIES`); ``family=any`` picks among all of them.
+  :data:`~ferrogym.workflows.synthetic.FAMILIES`); ``family=any`` picks among all of them. The
+  pseudo field ``input`` says what the analysis is given (:data:`INPUTS`): the ``image``
+  (default), or only the column ``positions`` found on it (with their A/B sublattice), or
+  ``a_positions``, the A columns alone, as a positions file of one sublattice holds.
 - otherwise a comma-separated list of files or glob patterns.
 """
 
@@ -31,6 +34,11 @@ from .errors import InputError
 from .io import load_image, load_positions
 from .synthetic import FAMILIES, SyntheticParams, family_fields, generate, sample_params
 from .workflow import Workflow
+
+#: What the analysis of a synthetic image is given (the ``input`` pseudo field).
+INPUTS = ("image", "positions", "a_positions")
+#: Choices that are not SyntheticParams fields.
+_PSEUDO_FIELDS = ("family", "input")
 
 #: Fields that can be drawn from a range (numbers only; tuples and strings cannot).
 _NUMERIC_FIELDS = {
@@ -73,7 +81,9 @@ class SyntheticImages(ImageSet):
     fixed : SyntheticParams fields held for every image.
     ranges : {field: (low, high)} numeric fields drawn uniformly per image.
     choices : {field: values} fields set to one of the values per image; the field ``family``
-        names kinds of image (:data:`~ferrogym.workflows.synthetic.FAMILIES`).
+        names kinds of image (:data:`~ferrogym.workflows.synthetic.FAMILIES`), the field
+        ``input`` what the analysis is given (:data:`INPUTS`; names of images given as positions
+        end in ``/positions`` or ``/a_positions``).
     """
 
     first: int = 0
@@ -101,8 +111,11 @@ class SyntheticImages(ImageSet):
         for family in self.choices.get("family", ()):
             if family not in FAMILIES:
                 raise InputError(f"synthetic family {family!r}: use one of {FAMILIES} or family=any")
+        for kind in self.choices.get("input", ()):
+            if kind not in INPUTS:
+                raise InputError(f"synthetic input {kind!r}: use one of {INPUTS}")
         for name, values in self.choices.items():
-            for value in values if name != "family" else ():
+            for value in values if name not in _PSEUDO_FIELDS else ():
                 sample_params(np.random.default_rng(0), **{**self.fixed, name: value})  # each value valid
         self.params(self.first)  # validates the fields now, not at the first reset
 
@@ -113,10 +126,19 @@ class SyntheticImages(ImageSet):
         return self.first + self._check(index)
 
     def name(self, index: int) -> str:
-        return f"synthetic:{self.seed(index)}"
+        seed = self.seed(index)
+        kind = self._drawn(seed)[1]
+        return f"synthetic:{seed}" if kind == "image" else f"synthetic:{seed}/{kind}"
 
     def params(self, seed: int) -> SyntheticParams:
-        drawn = {}
+        return self._drawn(seed)[0]
+
+    def input(self, index: int) -> str:
+        """What the analysis of image ``index`` is given (one of :data:`INPUTS`)."""
+        return self._drawn(self.seed(index))[1]
+
+    def _drawn(self, seed: int) -> tuple[SyntheticParams, str]:
+        drawn, kind = {}, "image"
         if self.ranges:
             ranged = np.random.default_rng([seed, 1])
             drawn = {k: float(ranged.uniform(lo, hi)) for k, (lo, hi) in sorted(self.ranges.items())}
@@ -124,12 +146,22 @@ class SyntheticImages(ImageSet):
             chooser = np.random.default_rng([seed, 2])
             for name, values in sorted(self.choices.items()):
                 value = values[chooser.integers(len(values))]
-                drawn.update(family_fields(value, chooser) if name == "family" else {name: value})
-        return sample_params(np.random.default_rng(seed), **self.fixed, **drawn)
+                if name == "input":
+                    kind = value
+                else:
+                    drawn.update(family_fields(value, chooser) if name == "family" else {name: value})
+        return sample_params(np.random.default_rng(seed), **self.fixed, **drawn), kind
 
     def workflow(self, index: int, **workflow_kwargs) -> Workflow:
         seed = self.seed(index)
-        return Workflow.from_sample(generate(self.params(seed), seed=seed), **workflow_kwargs)
+        params, kind = self._drawn(seed)
+        sample = generate(params, seed=seed)
+        if kind == "image":
+            return Workflow.from_sample(sample, **workflow_kwargs)
+        found = Workflow(sample.image).lattice  # the columns a user would have found and refined
+        keep = found.sublattice == "A" if kind == "a_positions" else slice(None)
+        sublattice = None if kind == "a_positions" else found.sublattice
+        return Workflow(positions=found.xy[keep], sublattice=sublattice, truth=sample.truth, **workflow_kwargs)
 
 
 @dataclass(frozen=True)
@@ -237,8 +269,9 @@ def _parse_synthetic(spec: str) -> SyntheticImages:
         if not equals:
             raise InputError(f"image SPEC {spec!r}: {option!r} is not field=value")
         key = key.strip()
-        if key == "family":
-            choices[key] = FAMILIES if value.strip() == "any" else tuple(v.strip() for v in value.split("|"))
+        if key in _PSEUDO_FIELDS:
+            choices[key] = FAMILIES if key == "family" and value.strip() == "any" else tuple(
+                v.strip() for v in value.split("|"))
         elif "|" in value:
             choices[key] = tuple(_value(v.strip(), spec) for v in value.split("|"))
         elif ":" in value:
