@@ -187,19 +187,19 @@ def _validate(benchmark: Benchmark) -> None:
 
 
 def _check_unseen(strategy: str, run: dict, images: ImageSet) -> None:
-    """An amortised policy must be tested on images it was not trained on."""
-    trained = run.get("images", run.get("env_kwargs", {}).get("images"))
-    if not isinstance(trained, str):
-        return
-    trained = as_image_set(trained)
-    overlap = False
-    if isinstance(trained, SyntheticImages) and isinstance(images, SyntheticImages):
-        overlap = trained.first <= images.last and images.first <= trained.last
-    elif isinstance(trained, FileImages) and isinstance(images, FileImages):
-        overlap = bool({p.resolve() for p in trained.paths} & {p.resolve() for p in images.paths})
-    if overlap:
-        raise InputError(f"{strategy} was trained on {trained}, which overlaps the benchmark "
-                         "images; test a policy on unseen images (other seeds or files)")
+    """An amortised policy must be tested on images it was not trained on (by seed: an image
+    given as positions is still the image)."""
+    specs = run.get("images", run.get("env_kwargs", {}).get("images"))
+    for spec in [specs] if isinstance(specs, str) else specs if isinstance(specs, list) else []:
+        trained = as_image_set(spec)
+        overlap = False
+        if isinstance(trained, SyntheticImages) and isinstance(images, SyntheticImages):
+            overlap = trained.first <= images.last and images.first <= trained.last
+        elif isinstance(trained, FileImages) and isinstance(images, FileImages):
+            overlap = bool({p.resolve() for p in trained.paths} & {p.resolve() for p in images.paths})
+        if overlap:
+            raise InputError(f"{strategy} was trained on {trained}, which overlaps the benchmark "
+                             "images; test a policy on unseen images (other seeds or files)")
 
 
 def _settings(benchmark: Benchmark) -> dict[str, Any]:

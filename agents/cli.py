@@ -75,7 +75,9 @@ def _train_parser(commands) -> None:
 
 def _fit_policy_parser(commands) -> None:
     p = commands.add_parser("fit-policy", help="fit the reward-table policy (and static:best) on training images")
-    p.add_argument("--images", required=True, help="training image SPEC, e.g. synthetic:3000-3063,family=any")
+    p.add_argument("--images", required=True, action="append",
+                   help="training image SPEC, e.g. synthetic:3000-3063,family=any; repeat it for several sets "
+                        "(e.g. one more of input=a_positions, so that positions files get their own neighbours)")
     p.add_argument("--out", type=Path, required=True,
                    help="run folder (reward table, run.json); rerun into it to resume the table")
     p.add_argument("--workers", type=int, default=1, help="processes, one image each")
@@ -174,13 +176,14 @@ def _run_fit_policy(args) -> None:
     from .neighbours import fit
     from .rewardtable import collect
 
-    images = parse_images(args.images)
-    table = collect(images, args.out, space=args.space, workers=args.workers, progress=not args.no_progress)
-    run = fit(table, args.out, args.images, DEFAULT_REWARD)
+    table = collect([parse_images(spec) for spec in args.images], args.out, space=args.space, workers=args.workers,
+                    progress=not args.no_progress)
+    run = fit(table, args.out, args.images[0] if len(args.images) == 1 else args.images, DEFAULT_REWARD)
     print(f"reward table: {len(table.images)} images x {len(table.candidates)} candidates "
           f"({table.evaluations} evaluations, {run['train_seconds']:.0f} s); static:best = {run['static_best']}")
-    print(f"chose k = {run['k']} neighbours; cross-validated best reward at budgets 1/3/5/10/20: "
-          + " / ".join(f"{v:.3f}" for v in run["cross_validation"][str(run["k"])].values()))
+    for kind, k in run["k"].items():
+        print(f"{kind} input: chose k = {k} neighbours; cross-validated best reward at budgets 1/3/5/10/20: "
+              + " / ".join(f"{v:.3f}" for v in run["cross_validation"][kind][str(k)].values()))
     print(f"policy: {args.out} (use it as policy:{args.out}; its static:best as static:best:{args.out})")
 
 

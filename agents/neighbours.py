@@ -11,6 +11,11 @@ image like this:
    the untried candidate with the largest mean improvement over the best reward so far on those
    neighbours (the mean of ``max(reward - best, 0)``: an empirical expected improvement).
 
+Training images count only for inputs of their kind (:func:`~ferrogym.agents.rewardtable.input_kind`):
+positions without an image are searched with the rows of training images given as positions,
+where the table has such rows, so their first guess is the best lattice descriptor there, not
+``static:best``'s patches, which they cannot describe.
+
 This is collaborative filtering of configurations across images, the idea behind warm-started
 AutoML (auto-sklearn 2.0's portfolios, Fusi et al. 2018): images that agree on some
 configurations tend to agree on the others. ``k`` is chosen by leave-one-image-out simulation on
@@ -33,7 +38,7 @@ from ferrogym.workflows.errors import InputError
 from ferrogym.workflows.images import parse_images
 from ferrogym.workflows.space import CLUSTERING_STAGE, SearchSpace
 
-from .rewardtable import TABLE, RewardTable, load
+from .rewardtable import IMAGE, TABLE, RewardTable, load
 from .searchers import Searcher, SpaceExhausted
 
 ALGO = "neighbours"
@@ -67,19 +72,33 @@ def next_candidate(rewards: np.ndarray, tried: list[int], observed: list[float],
     return int(untried[0])
 
 
-def simulate(rewards: np.ndarray, truth_row: np.ndarray, k: int, budget: int) -> np.ndarray:
+def equivalence_classes(rewards: np.ndarray) -> np.ndarray:
+    """A class per candidate: candidates with the same reward on every training image are one
+    (no reduction and a PCA that keeps every dimension of a 4-number descriptor, before a
+    rotation-invariant mixture); once one is tried, the others would only repeat it."""
+    return np.unique(rewards, axis=1, return_inverse=True)[1].ravel()
+
+
+def simulate(rewards: np.ndarray, truth_row: np.ndarray, k: int, budget: int,
+             classes: np.ndarray | None = None) -> np.ndarray:
     """Best-so-far reward over ``budget`` steps of the policy on an image whose candidate rewards
-    are ``truth_row``, known in advance (an image of the table held out)."""
-    tried, observed = [], []
-    for _ in range(min(budget, rewards.shape[1])):
-        j = next_candidate(rewards, tried, observed, k)
+    are ``truth_row``, known in advance (an image of the table held out); ``classes`` are
+    ``equivalence_classes(rewards)`` (computed when not given). Once every class is tried the
+    best so far stays, to the end of the budget."""
+    classes = equivalence_classes(rewards) if classes is None else classes
+    tried, observed, excluded = [], [], set()
+    for _ in range(min(budget, len(np.unique(classes)))):
+        j = next_candidate(rewards, tried, observed, k, excluded)
         tried.append(j)
         observed.append(float(truth_row[j]))
-    return np.maximum.accumulate(observed)
+        excluded.update(np.flatnonzero(classes == classes[j]).tolist())
+    best = np.maximum.accumulate(observed)
+    return np.concatenate([best, np.full(budget - len(best), best[-1])])
 
 
 def cross_validate(table: RewardTable, ks=KS, budget: int = max(REPORTED_BUDGETS)) -> dict[int, np.ndarray]:
-    """Leave-one-image-out best-so-far rewards, {k: (images, budget)}, from the table alone.
+    """Leave-one-image-out best-so-far rewards, {k: (images, budget)}, from the table alone; each
+    held-out image is searched with the other rows of its input kind, as the searcher would.
 
     Besides ``ks``, k = every other image is tried: that policy ignores what the image gave and
     follows one fixed sequence (a greedy portfolio).
@@ -87,13 +106,17 @@ def cross_validate(table: RewardTable, ks=KS, budget: int = max(REPORTED_BUDGETS
     n = len(table.images)
     if n < 2:
         raise InputError("cross-validation needs a reward table of at least 2 images")
+    pools = []
+    for held_out in range(n):
+        pool = table.rows_of(table.inputs[held_out])
+        pool = pool[pool != held_out]
+        pools.append(pool if len(pool) else np.delete(np.arange(n), held_out))
+    classes = [equivalence_classes(table.rewards[pool]) for pool in pools]
     results = {}
     for k in sorted({*(k for k in ks if k < n - 1), n - 1}):
-        curves = []
-        for held_out in range(n):
-            rest = np.delete(table.rewards, held_out, axis=0)
-            curves.append(simulate(rest, table.rewards[held_out], min(k, n - 1), budget))
-        results[k] = np.array(curves)
+        results[k] = np.array([simulate(table.rewards[pool], table.rewards[held_out], min(k, len(pool)), budget,
+                                        classes[held_out])
+                               for held_out, pool in enumerate(pools)])
     return results
 
 
@@ -104,24 +127,30 @@ def choose_k(results: dict[int, np.ndarray]) -> int:
                                        round(results[k].mean(), 6), -k))
 
 
-def fit(table: RewardTable, folder: Path, images: str, reward: str) -> dict[str, Any]:
-    """Choose k on ``table`` (collected in ``folder`` from the image SPEC ``images``) and write the
-    folder's ``run.json``; return the run record."""
+def fit(table: RewardTable, folder: Path, images: str | list[str], reward: str) -> dict[str, Any]:
+    """Choose k per kind of input on ``table`` (collected in ``folder`` from the image SPEC
+    ``images``, or several) and write the folder's ``run.json``; return the run record.
+
+    ``k`` and ``cross_validation`` (mean best reward per k and budget) are keyed by the kind of
+    input, since each kind is searched with its own rows."""
     start = time.perf_counter()
     results = cross_validate(table)
-    k = choose_k(results)
+    by_input = {kind: {k: curves[table.rows_of(kind)] for k, curves in results.items()}
+                for kind in sorted(set(table.inputs))}
     run = {
         "algo": ALGO,
         "space": table.space,
         "reward": reward,
         "images": images,
-        "k": k,
+        "k": {kind: choose_k(kind_results) for kind, kind_results in by_input.items()},
         "static_best": table.best_static(),
         "timesteps": table.evaluations,  # evaluations spent on training images, as env steps
         "train_seconds": round(float(table.seconds.sum()) + time.perf_counter() - start, 1),
         "cross_validation": {
-            str(kk): {str(b): round(float(curves[:, b - 1].mean()), 4) for b in REPORTED_BUDGETS if b <= curves.shape[1]}
-            for kk, curves in results.items()
+            kind: {str(k): {str(b): round(float(curves[:, b - 1].mean()), 4) for b in REPORTED_BUDGETS
+                            if b <= curves.shape[1]}
+                   for k, curves in kind_results.items()}
+            for kind, kind_results in by_input.items()
         },
     }
     (folder / "run.json").write_text(json.dumps(run, indent=2))
@@ -136,11 +165,17 @@ def load_policy(run_dir: str | Path) -> tuple[dict[str, Any], RewardTable]:
     return _read_policy(folder, versions)
 
 
+def training_images(run: dict[str, Any]) -> list:
+    """The image sets of a run's image SPEC or SPECs."""
+    specs = run["images"]
+    return [parse_images(spec) for spec in ([specs] if isinstance(specs, str) else specs)]
+
+
 @lru_cache(maxsize=8)
 def _read_policy(folder: Path, versions: tuple[int, ...]) -> tuple[dict[str, Any], RewardTable]:
     run = json.loads((folder / "run.json").read_text())
-    images = parse_images(run["images"])
-    table = load(folder, names=[images.name(i) for i in range(len(images))])
+    table = load(folder, names=[image_set.name(i) for image_set in training_images(run)
+                                for i in range(len(image_set))])
     table.rewards.setflags(write=False)  # shared by every searcher of this folder
     return run, table
 
@@ -152,18 +187,22 @@ class NeighbourSearcher(Searcher):
     ``describable(config)`` says whether the input can give a candidate's descriptor (an image
     for patches, B sites for displacements); candidates it cannot are skipped without spending
     an evaluation, once per descriptor setting. Without it every candidate may be proposed.
+    ``input`` is the searched input's :func:`~ferrogym.agents.rewardtable.input_kind`: the
+    training rows of that kind are the neighbours.
     """
 
     name = ALGO
 
     def __init__(self, run_dir: str | Path, space: SearchSpace, seed: int = 0,
-                 describable: Callable[[dict], bool] | None = None):
+                 describable: Callable[[dict], bool] | None = None, input: str = IMAGE):
         super().__init__(space, seed)
         run, self.table = load_policy(run_dir)
         if run["space"] != space.name:
             raise InputError(f"policy {run_dir} was trained on the {run['space']!r} space; this search is over "
                              f"{space.name!r} (choose it with --space)")
-        self.k = int(run["k"])
+        self.k = _neighbourhood(run["k"], input)
+        self.rewards = self.table.rewards[self.table.rows_of(input)]
+        self._classes = equivalence_classes(self.rewards)
         self.describable = describable
         self._candidates = [space.canonical(c) for c in self.table.candidates]
         self._column = {_key(c): j for j, c in enumerate(self._candidates)}
@@ -174,7 +213,7 @@ class NeighbourSearcher(Searcher):
 
     def _propose(self) -> dict[str, Any]:
         while True:
-            j = next_candidate(self.table.rewards, self._tried, self._observed, self.k, self._excluded)
+            j = next_candidate(self.rewards, self._tried, self._observed, self.k, self._excluded)
             if self._can_describe(self._candidates[j]):
                 return dict(self._candidates[j])
             self._excluded.add(j)
@@ -189,7 +228,16 @@ class NeighbourSearcher(Searcher):
 
     def _observe(self, config: dict[str, Any], reward: float | None, evaluation) -> None:
         self._tried.append(self._column[_key(config)])
-        self._observed.append(float(self.table.rewards.min()) if reward is None else reward)
+        self._observed.append(float(self.rewards.min()) if reward is None else reward)
+        self._excluded.update(np.flatnonzero(self._classes == self._classes[self._tried[-1]]).tolist())
+
+
+def _neighbourhood(k: int | dict[str, int], input: str) -> int:
+    """The k fitted for this kind of input; for a kind the table lacks (searched with every row),
+    the largest, since rows of another kind are weaker evidence. Runs before kinds: one k."""
+    if isinstance(k, int):
+        return k
+    return int(k.get(input, max(k.values())))
 
 
 def _key(config: dict[str, Any]) -> str:

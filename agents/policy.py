@@ -26,6 +26,7 @@ from ferrogym.workflows.images import SingleImage
 from ferrogym.workflows.workflow import Workflow
 
 from .neighbours import ALGO, NeighbourSearcher
+from .rewardtable import input_kind
 from .searchers import Searcher
 from .training import ALGORITHMS, registry_id
 
@@ -76,7 +77,8 @@ def policy_searcher(run_dir: str | Path, workflow: Workflow, budget: int, seed: 
                     image_name: str = "image") -> Searcher:
     """The searcher of a training run: a reward-table policy or a Stable-Baselines3 agent."""
     if load_run(run_dir).get("algo") == ALGO:
-        searcher = NeighbourSearcher(run_dir, workflow.space, seed, describable=partial(_describable, workflow))
+        searcher = NeighbourSearcher(run_dir, workflow.space, seed, describable=partial(_describable, workflow),
+                                     input=input_kind(workflow))
         searcher.name = f"policy:{run_dir}"
         return searcher
     return PolicySearcher(run_dir, workflow, budget, seed, image_name)

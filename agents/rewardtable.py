@@ -3,7 +3,8 @@
 A reward table is what the reward-table policy (:mod:`ferrogym.agents.neighbours`) and the
 ``static:best`` baseline learn from: row ``i`` holds the reward of every candidate on training
 image ``i`` (and its truth ARI where the image has one, kept for analysis only: nothing is
-chosen by it), with the image's observation features.
+chosen by it), with the image's observation features and the kind of input the analysis had
+(:func:`input_kind`: an image, or positions alone, where only lattice descriptors apply).
 
 The candidates are the space's coarse grid (:func:`~ferrogym.agents.searchers.coarse_grid`).
 Rows are appended to ``DIR/table.jsonl`` as images finish, so an interrupted collection
@@ -32,13 +33,15 @@ from .searchers import coarse_grid
 
 TABLE = "table.jsonl"
 CANDIDATES = "candidates.json"
+IMAGE, POSITIONS = "image", "positions"
 
 
 @dataclass(frozen=True)
 class RewardTable:
     """Rewards (images x candidates) of the candidate configurations on training images.
 
-    ``ari`` is NaN where an image has no truth; ``seconds`` is the wall-clock of each row.
+    ``ari`` is NaN where an image has no truth; ``seconds`` is the wall-clock of each row;
+    ``inputs`` the :func:`input_kind` of each row.
     """
 
     space: str
@@ -48,19 +51,34 @@ class RewardTable:
     ari: np.ndarray
     features: np.ndarray
     seconds: np.ndarray
+    inputs: tuple[str, ...]
 
     @property
     def evaluations(self) -> int:
         return int(self.rewards.size)
 
+    def rows_of(self, kind: str) -> np.ndarray:
+        """Indices of the rows whose input is of this kind; every row when the table has none."""
+        rows = np.flatnonzero(np.asarray(self.inputs) == kind)
+        return rows if len(rows) else np.arange(len(self.images))
+
     def best_static(self) -> dict:
-        """The candidate with the best mean reward over the images (no truth involved)."""
-        return dict(self.candidates[int(np.argmax(self.rewards.mean(axis=0)))])
+        """The candidate with the best mean reward over the images analysed from an image (no
+        truth involved): the one configuration a user would run on every image."""
+        return dict(self.candidates[int(np.argmax(self.rewards[self.rows_of(IMAGE)].mean(axis=0)))])
 
 
-def collect(images: ImageSet, out: Path, space: str = "descriptors", workers: int = 1,
+def input_kind(workflow) -> str:
+    """``"image"`` when the workflow has an image, else ``"positions"``: rows of a reward table
+    and the images a policy searches are compared within one kind, since without an image only
+    lattice descriptors apply and patches score nothing."""
+    return IMAGE if workflow.image is not None else POSITIONS
+
+
+def collect(image_sets: Sequence[ImageSet], out: Path, space: str = "descriptors", workers: int = 1,
             progress: bool = True) -> RewardTable:
-    """Evaluate every candidate on every image not yet in ``out/table.jsonl``; return the table."""
+    """Evaluate every candidate on every image of the sets not yet in ``out/table.jsonl``; return
+    the table of those images."""
     space = get_space(space)
     out.mkdir(parents=True, exist_ok=True)
     candidates = coarse_grid(space)
@@ -71,8 +89,10 @@ def collect(images: ImageSet, out: Path, space: str = "descriptors", workers: in
     else:
         candidates_path.write_text(json.dumps({"space": space.name, "candidates": candidates}))
     done = {row["image"] for row in read_jsonl(out / TABLE)}
-    jobs = [(images, i, space.name, candidates, out) for i in range(len(images)) if images.name(i) not in done]
-    with tqdm(total=len(images), initial=len(images) - len(jobs), desc="images", unit="image",
+    names = [images.name(i) for images in image_sets for i in range(len(images))]
+    jobs = [(images, i, space.name, candidates, out) for images in image_sets for i in range(len(images))
+            if images.name(i) not in done]
+    with tqdm(total=len(names), initial=len(names) - len(jobs), desc="images", unit="image",
               disable=not progress) as bar:
         if workers > 1 and len(jobs) > 1:
             with multiprocessing.get_context("forkserver").Pool(workers) as pool:
@@ -82,7 +102,7 @@ def collect(images: ImageSet, out: Path, space: str = "descriptors", workers: in
             for job in jobs:
                 _collect_row(job)
                 bar.update()
-    return load(out, names=[images.name(i) for i in range(len(images))])
+    return load(out, names=names)
 
 
 def _collect_row(job) -> None:
@@ -92,6 +112,7 @@ def _collect_row(job) -> None:
     evaluations = [workflow.evaluate(config) for config in candidates]
     append_record(out / TABLE, {
         "image": images.name(index),
+        "input": input_kind(workflow),
         "features": image_features(workflow).tolist(),
         "rewards": [round(float(e.reward), 4) for e in evaluations],
         "ari": [None if e.metrics.get("ari") is None else round(e.metrics["ari"], 3) for e in evaluations],
@@ -117,4 +138,5 @@ def load(folder: str | Path, names: Sequence[str] | None = None) -> RewardTable:
         np.array([[np.nan if a is None else a for a in r["ari"]] for r in take], dtype=float),
         np.array([r["features"] for r in take], dtype=float),
         np.array([r["seconds"] for r in take], dtype=float),
+        tuple(r.get("input", IMAGE) for r in take),  # tables before positions rows: images only
     )

@@ -327,12 +327,15 @@ def test_demo_takes_a_stable_baselines3_policy(tmp_path, trained_run, capsys):
 
 def test_the_shipped_policy_is_a_finished_run_trained_on_other_images():
     from ferrogym.agents.demo import DEMO_IMAGES
+    from ferrogym.agents.neighbours import training_images
     from ferrogym.agents.policy import load_run, shipped_policy
 
     run = load_run(shipped_policy())
-    trained, demo_images = parse_images(run["images"]), parse_images(DEMO_IMAGES)
-    assert demo_images.last < trained.first and run["algo"] == "neighbours" and run["reward"] == "order"
-    assert run["space"] == "descriptors" and run["timesteps"] == len(trained) * 1330
+    trained, demo_images = training_images(run), parse_images(DEMO_IMAGES)
+    assert all(demo_images.last < images.first for images in trained)
+    assert run["algo"] == "neighbours" and run["reward"] == "order" and run["space"] == "descriptors"
+    assert run["timesteps"] == sum(map(len, trained)) * 1330
+    assert {images.input(i) for images in trained for i in range(len(images))} == {"image", "positions", "a_positions"}
 
 
 @pytest.mark.slow

@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 from ferrogym.agents.benchmark import run_benchmark
-from ferrogym.agents.neighbours import NeighbourSearcher, choose_k, cross_validate, fit, next_candidate, simulate
+from ferrogym.agents.neighbours import (
+    NeighbourSearcher,
+    choose_k,
+    cross_validate,
+    equivalence_classes,
+    fit,
+    next_candidate,
+    simulate,
+)
 from ferrogym.agents.rewardtable import CANDIDATES, TABLE, load
 from ferrogym.agents.search import make_strategy
 from ferrogym.agents.searchers import SpaceExhausted, coarse_grid
@@ -43,6 +51,26 @@ def test_no_candidate_is_proposed_twice_and_an_exhausted_table_says_so():
         next_candidate(REWARDS, tried, observed, k=2)
 
 
+def test_a_candidate_equal_to_a_tried_one_on_every_training_image_is_not_proposed(tmp_path):
+    rewards = np.array([[0.9, 0.9, 0.1, 0.5], [0.8, 0.8, 0.2, 0.6], [0.0, 0.0, 1.0, 0.5]])  # 0 and 1: one class
+    assert equivalence_classes(rewards).tolist()[:2] == [equivalence_classes(rewards)[0]] * 2
+    assert len(set(equivalence_classes(rewards).tolist())) == 3
+    # simulated on an image like image 0, the twin of the first guess would come next without the classes
+    assert next_candidate(rewards, [0], [0.9], k=1) == 1
+    assert simulate(rewards, rewards[0], k=1, budget=4).tolist() == [0.9, 0.9, 0.9, 0.9]  # 3 classes, then the best
+    candidates = coarse_grid(SEARCH_SPACE)[:4]
+    table = _write_table(tmp_path, rewards, candidates, [f"synthetic:{i}" for i in range(3)])
+    fit(table, tmp_path, "synthetic:0-2", "order")
+    searcher = NeighbourSearcher(tmp_path, SEARCH_SPACE)
+    proposed = []
+    for _ in range(3):
+        proposed.append(searcher.ask())
+        searcher.tell(proposed[-1], 0.9)
+    assert SEARCH_SPACE.canonical(candidates[1]) not in proposed
+    with pytest.raises(SpaceExhausted):
+        searcher.ask()
+
+
 def test_simulate_returns_the_best_so_far_of_the_held_out_row():
     curve = simulate(REWARDS[:2], REWARDS[2], k=1, budget=3)
     assert curve.tolist() == [0.0, 0.5, 1.0]  # candidate 0, then the neighbours' next best
@@ -60,13 +88,16 @@ def _two_kinds_table(n_per_kind: int = 6, n_candidates: int = 12, seed: int = 0)
     return rewards
 
 
-def _write_table(folder, rewards, candidates, names, space="descriptors"):
+def _write_table(folder, rewards, candidates, names, space="descriptors", inputs=None):
     folder.mkdir(parents=True, exist_ok=True)
     (folder / CANDIDATES).write_text(json.dumps({"space": space, "candidates": candidates}))
     with open(folder / TABLE, "w") as handle:
-        for name, row in zip(names, rewards):
-            handle.write(json.dumps({"image": name, "features": [0.0], "rewards": row.tolist(),
-                                     "ari": [None] * len(row), "seconds": 1.0}) + "\n")
+        for i, (name, row) in enumerate(zip(names, rewards)):
+            record = {"image": name, "features": [0.0], "rewards": row.tolist(), "ari": [None] * len(row),
+                      "seconds": 1.0}
+            if inputs is not None:
+                record["input"] = inputs[i]
+            handle.write(json.dumps(record) + "\n")
     return load(folder)
 
 
@@ -84,7 +115,7 @@ def test_fit_writes_a_run_the_searcher_and_static_best_use(tmp_path):
     candidates = coarse_grid(SEARCH_SPACE)[:12]
     table = _write_table(tmp_path, _two_kinds_table(), candidates, [f"synthetic:{i}" for i in range(12)])
     run = fit(table, tmp_path, "synthetic:0-11", "order")
-    assert run["static_best"] == candidates[2] and run["timesteps"] == 144 and run["k"] in (1, 2, 4)
+    assert run["static_best"] == candidates[2] and run["timesteps"] == 144 and run["k"]["image"] in (1, 2, 4)
     searcher = NeighbourSearcher(tmp_path, SEARCH_SPACE)
     first = searcher.ask()
     assert first == SEARCH_SPACE.canonical(candidates[2])
@@ -149,3 +180,36 @@ def test_candidates_the_input_cannot_describe_are_skipped_without_an_evaluation(
         assert evaluation.reason is None
         searcher.tell(config, evaluation.reward, evaluation)
 
+
+
+def test_positions_are_searched_with_the_rows_of_positions_and_static_best_with_those_of_images(tmp_path):
+    candidates = coarse_grid(SEARCH_SPACE)[:12]
+    rewards = _two_kinds_table()  # rows 0-5 pay on candidate 0, rows 6-11 on candidate 1
+    inputs = ["image"] * 6 + ["positions"] * 6
+    names = [f"synthetic:{i}" for i in range(6)] + [f"synthetic:{i}/positions" for i in range(6, 12)]
+    table = _write_table(tmp_path, rewards, candidates, names, inputs=inputs)
+    assert table.inputs == tuple(inputs) and table.rows_of("positions").tolist() == list(range(6, 12))
+    run = fit(table, tmp_path, ["synthetic:0-5", "synthetic:6-11,input=positions"], "order")
+    assert run["static_best"] == candidates[0]  # the best over the image rows alone
+    assert set(run["k"]) == set(run["cross_validation"]) == {"image", "positions"}
+    # each held-out image is searched with its own kind: the first guess already pays
+    assert run["cross_validation"]["positions"][str(run["k"]["positions"])]["1"] == pytest.approx(0.95)
+    assert NeighbourSearcher(tmp_path, SEARCH_SPACE, input="positions").ask() == SEARCH_SPACE.canonical(candidates[1])
+    assert NeighbourSearcher(tmp_path, SEARCH_SPACE, input="image").ask() == SEARCH_SPACE.canonical(candidates[0])
+
+
+def test_a_table_without_input_kinds_is_all_images(tmp_path):
+    table = _write_table(tmp_path, REWARDS, coarse_grid(SEARCH_SPACE)[:3], ["synthetic:0", "synthetic:1", "synthetic:2"])
+    assert table.inputs == ("image",) * 3 and table.rows_of("positions").tolist() == [0, 1, 2]
+
+
+def test_a_policy_trained_on_several_specs_is_refused_on_any_of_their_seeds(tmp_path):
+    candidates = coarse_grid(SEARCH_SPACE)
+    rewards = np.random.default_rng(2).uniform(size=(2, len(candidates)))
+    names = ["synthetic:7100", "synthetic:7200/a_positions"]
+    table = _write_table(tmp_path, rewards, candidates, names, inputs=["image", "positions"])
+    fit(table, tmp_path, ["synthetic:7100", "synthetic:7200,input=a_positions"], "order")
+    assert NeighbourSearcher(tmp_path, SEARCH_SPACE).table.images == tuple(names)
+    with pytest.raises(InputError, match="overlaps the benchmark images"):
+        run_benchmark([f"policy:{tmp_path}"], "synthetic:7200,shape=96x96", 1, 1, tmp_path / "bench",
+                      oracle=False, progress=False)

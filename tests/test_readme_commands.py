@@ -472,9 +472,10 @@ def test_readme_python_block_runs(tmp_path, index):
 # ---------------------------------------------------------------------------------- scripts
 
 #: Every script in scripts/ -> (environment variables, arguments) that make it tiny ({tmp}: a
-#: scratch folder): a reward table of three 96 x 96 images.
+#: scratch folder): a reward table of three 96 x 96 images and one of 160 x 160 given as its A sites.
 SCRIPT_RUNS = {
-    "fit_shipped_policy.sh": ({"IMAGES": f"synthetic:5000-5002,{TINIEST}", "OUT": "{tmp}/run",
+    "fit_shipped_policy.sh": ({"IMAGES": f"synthetic:5000-5002,{TINIEST}",
+                               "POSITIONS": "synthetic:5003,shape=160x160,input=a_positions", "OUT": "{tmp}/run",
                                "SHIP_TO": "{tmp}/shipped", "FERROGYM": str(FERROGYM)}, ["--no-progress"]),
     "rllib_bandit.py": ({}, ["--iterations", "1"]),  # needs RLlib; run by test_ray_backend
 }
@@ -493,4 +494,5 @@ def test_fit_shipped_policy_script_fits_and_ships_a_policy(tmp_path):
     assert returncode == 0 and "Traceback" not in output, output[-3000:]
     assert sorted(p.name for p in (tmp_path / "shipped").iterdir()) == ["candidates.json", "run.json", "table.jsonl"]
     run = json.loads((tmp_path / "shipped" / "run.json").read_text())
-    assert run["images"] == variables["IMAGES"] and run["timesteps"] == 3 * 1330 and run["k"] in (1, 2)
+    assert run["images"] == [variables["IMAGES"], variables["POSITIONS"]] and run["timesteps"] == 4 * 1330
+    assert set(run["k"]) == set(run["cross_validation"]) == {"image", "positions"}
