@@ -254,6 +254,26 @@ def test_segments_are_deterministic():
         )
 
 
+
+def test_line_fits_of_all_segments_at_once_match_one_svd_per_segment():
+    """The grouped line fit gives what a principal-axis fit (SVD) of each segment alone gives."""
+    rng = np.random.default_rng(5)
+    xy = XY + rng.normal(0.0, 0.1 * A, XY.shape)
+    s = seg(rng.integers(-1, 3, N * N), xy=xy)
+    walls = s.segments + s.networks
+    assert len(walls) > 50 and any(len(w.points) == 1 for w in walls) and any(len(w.points) > 10 for w in walls)
+    for wall in walls:
+        centred = wall.points - wall.points.mean(axis=0)
+        if len(wall.points) == 1:
+            assert (wall.length_px, wall.residual_px, wall.direction_deg) == (A, 0.0, 0.0)
+            continue
+        _, singular, axes = np.linalg.svd(centred, full_matrices=False)
+        along = centred @ axes[0]
+        assert wall.length_px == pytest.approx(np.ptp(along) + A, rel=1e-9)
+        assert wall.residual_px == pytest.approx(singular[1] / np.sqrt(len(wall.points)), rel=1e-9, abs=1e-12)
+        turn = (wall.direction_deg - np.degrees(np.arctan2(axes[0, 1], axes[0, 0]))) % 180.0
+        assert min(turn, 180.0 - turn) == pytest.approx(0.0, abs=1e-6)
+
 # ---------------------------------------------------------------------------------------------
 # same_label_components and interior
 
