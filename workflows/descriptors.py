@@ -86,14 +86,22 @@ def patch_descriptor(image, lattice, *, patch_sites="B", window_x=1.0, window_y=
     the clustering; the pattern of columns inside the window does. Values are
     :data:`PATCH_DTYPE`.
     """
-    if image is None:
-        raise DescriptorUnavailable("image patches need an image; only positions were given")
+    _needs_image(image)
     sites = lattice.site_indices(patch_sites)
-    width = window_pixels(window_x, lattice.lattice_constant_px)
-    height = window_pixels(window_y, lattice.lattice_constant_px)
+    width, height = _patch_size(lattice, window_x, window_y)
     values, inside = sample_patches(image.astype(PATCH_DTYPE, copy=False), lattice.xy[sites], width, height)
     values -= values.mean(axis=1, keepdims=True)  # in place: a full frame's patches are hundreds of MB
     return Features(values, sites[inside], int((~inside).sum()))
+
+
+def _needs_image(image) -> None:
+    if image is None:
+        raise DescriptorUnavailable("image patches need an image; only positions were given")
+
+
+def _patch_size(lattice: AtomLattice, window_x: float, window_y: float) -> tuple[int, int]:
+    """(width, height) in pixels of a window_x x window_y lattice-constant patch."""
+    return window_pixels(window_x, lattice.lattice_constant_px), window_pixels(window_y, lattice.lattice_constant_px)
 
 
 def sample_patches(image: np.ndarray, xy: np.ndarray, width: int, height: int, step: float = 1.0):
@@ -102,14 +110,7 @@ def sample_patches(image: np.ndarray, xy: np.ndarray, width: int, height: int, s
     Returns the (M, height*width) patches of the centres whose window lies inside the image,
     and the boolean mask of those centres.
     """
-    half_w, half_h = step * (width - 1) / 2, step * (height - 1) / 2
-    rows, cols = image.shape
-    inside = (
-        (xy[:, 0] - half_w >= 0)
-        & (xy[:, 0] + half_w <= cols - 1)
-        & (xy[:, 1] - half_h >= 0)
-        & (xy[:, 1] + half_h <= rows - 1)
-    )
+    inside = windows_inside(image.shape, xy, width, height, step)
     centres = xy[inside]
     if step == 1:
         return _unit_step_windows(image, centres, width, height), inside
@@ -120,25 +121,43 @@ def sample_patches(image: np.ndarray, xy: np.ndarray, width: int, height: int, s
     return values.reshape(len(centres), height * width), inside
 
 
-def _unit_step_windows(image: np.ndarray, centres: np.ndarray, width: int, height: int, chunk: int = 512):
+def windows_inside(shape: tuple[int, int], xy: np.ndarray, width: int, height: int, step: float = 1.0) -> np.ndarray:
+    """Whether the width x height window (samples ``step`` pixels apart) centred on each (x, y)
+    lies inside an image of ``shape`` (rows, cols)."""
+    half_w, half_h = step * (width - 1) / 2, step * (height - 1) / 2
+    rows, cols = shape
+    return (
+        (xy[:, 0] - half_w >= 0)
+        & (xy[:, 0] + half_w <= cols - 1)
+        & (xy[:, 1] - half_h >= 0)
+        & (xy[:, 1] + half_h <= rows - 1)
+    )
+
+
+def _unit_step_windows(image: np.ndarray, centres: np.ndarray, width: int, height: int,
+                       chunk_samples: int = 2**18, out: np.ndarray | None = None) -> np.ndarray:
     """Bilinear windows at unit spacing: all samples of a window share one sub-pixel offset, so
     each is a blend of four integer-shifted windows. The same values as ``map_coordinates``
-    (order 1) to rounding, about five times faster on a full frame; chunks keep the temporaries
-    small."""
+    (order 1) to rounding, about five times faster on a full frame. Windows are blended in
+    chunks of about ``chunk_samples`` samples, so the temporaries stay near 1 MB each (chunks of
+    512 windows held 50 MB of them for 2.5 a windows on a full frame, and were slower). Written
+    into ``out`` ((M, height*width), rows contiguous) where given."""
     padded = np.pad(image, ((0, 1), (0, 1)), mode="edge")  # the blend's far pixels, weight 0 at the edge
     corner_x, corner_y = centres[:, 0] - (width - 1) / 2, centres[:, 1] - (height - 1) / 2
     col, row = np.floor(corner_x).astype(int), np.floor(corner_y).astype(int)
     frac_x, frac_y = corner_x - col, corner_y - row
     windows = sliding_window_view(padded, (height + 1, width + 1))
-    out = np.empty((len(centres), height, width), dtype=image.dtype)
+    if out is None:
+        out = np.empty((len(centres), height * width), dtype=image.dtype)
+    chunk = max(1, chunk_samples // (height * width))
     for start in range(0, len(centres), chunk):
         part = slice(start, start + chunk)
         w = windows[row[part], col[part]]
         ax, ay = frac_x[part, None, None], frac_y[part, None, None]
         top = w[:, :-1, :-1] + ax * (w[:, :-1, 1:] - w[:, :-1, :-1])
         bottom = w[:, 1:, :-1] + ax * (w[:, 1:, 1:] - w[:, 1:, :-1])
-        out[part] = top + ay * (bottom - top)
-    return out.reshape(len(centres), height * width)
+        out[part] = (top + ay * (bottom - top)).reshape(-1, height * width)
+    return out
 
 
 @register_descriptor("displacement")
@@ -168,23 +187,23 @@ def lattice_descriptor(image, lattice, **_) -> Features:
 def patch_and_displacement_descriptor(image, lattice, *, window_x=1.0, window_y=1.0, **_) -> Features:
     """B-site patch and displacement, each block scaled to unit total variance, side by side.
 
-    Equal total variance gives the two blocks equal say whatever the patch size. Each block is
-    scaled straight into its columns of the :data:`PATCH_DTYPE` result, the patches in place:
-    on a full frame they are a hundred MB and more, and copies of them added up to five times
-    the result at the peak.
+    Equal total variance gives the two blocks equal say whatever the patch size. The sites are
+    the B sites with a cage whose window fits; the patches (as :func:`patch_descriptor` makes
+    them) are sampled, centred and scaled in their columns of the :data:`PATCH_DTYPE` result: on
+    a full frame they are a hundred MB and more, and copies of them tripled the peak.
     """
-    patches = patch_descriptor(image, lattice, patch_sites="B", window_x=window_x, window_y=window_y)
+    _needs_image(image)
     shifts = displacement_descriptor(image, lattice)
-    common, in_patch, in_shift = np.intersect1d(patches.sites, shifts.sites, return_indices=True)
-    patch_block, shift_block = patches.values[in_patch], shifts.values[in_shift]
-    del patches  # only the rows kept
-    width = patch_block.shape[1]
-    values = np.empty((len(common), width + shift_block.shape[1]), dtype=PATCH_DTYPE)
-    _unit_total_variance(patch_block, out=values[:, :width])
-    del patch_block
-    _unit_total_variance(shift_block, out=values[:, width:])
-    n_requested = len(lattice.site_indices("B"))
-    return Features(values, common, n_requested - len(common))
+    width, height = _patch_size(lattice, window_x, window_y)
+    inside = windows_inside(image.shape, lattice.xy[shifts.sites], width, height)
+    sites = shifts.sites[inside]
+    values = np.empty((len(sites), width * height + shifts.values.shape[1]), dtype=PATCH_DTYPE)
+    patches = _unit_step_windows(image.astype(PATCH_DTYPE, copy=False), lattice.xy[sites], width, height,
+                                 out=values[:, : width * height])
+    patches -= patches.mean(axis=1, keepdims=True)
+    _unit_total_variance(patches, out=patches)
+    _unit_total_variance(shifts.values[inside], out=values[:, width * height :])
+    return Features(values, sites, len(lattice.site_indices("B")) - len(sites))
 
 
 @register_descriptor("vae")
@@ -219,11 +238,13 @@ def _standardise(values: np.ndarray) -> np.ndarray:
     return (values - values.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
 
 
-def _unit_total_variance(values: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """Centre ``values`` in place (it is the caller's copy) and write them, scaled to unit total
-    variance, into ``out`` (cast to its dtype)."""
+def _unit_total_variance(values: np.ndarray, out: np.ndarray, columns: int = 64) -> np.ndarray:
+    """Centre ``values`` in place (it is the caller's copy, or ``out`` itself) and write them,
+    scaled to unit total variance, into ``out`` (cast to its dtype). The variances are taken
+    ``columns`` at a time (the same numbers): at once they would hold a centred copy of it all."""
     if len(values) == 0:
         return out
     values -= values.mean(axis=0)
-    total = np.sqrt(np.sum(values.var(axis=0)))
+    variances = [values[:, i : i + columns].var(axis=0) for i in range(0, values.shape[1], columns)]
+    total = np.sqrt(np.sum(np.concatenate(variances)))
     return np.divide(values, total if total > 0 else 1.0, out=out)
