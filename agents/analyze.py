@@ -109,12 +109,12 @@ def analyze(workflow: Workflow, search: str, budget: int, out: str | Path, *, se
     out.mkdir(parents=True, exist_ok=True)
     searcher = make_strategy(search, workflow, budget, seed, name)
     with tqdm(total=budget, desc=f"{search} search", unit="eval", disable=not progress) as bar:
-        steps = run_search(searcher, workflow, budget, on_step=lambda _: bar.update())
-    best = max(steps, key=lambda s: s.evaluation.reward).evaluation
+        searched = run_search(searcher, workflow, budget, on_step=lambda _: bar.update())
+    best = searched.best
     result = conclude(workflow, best)
     write_segmentation_csv(workflow, result.labels, out / "segmentation.csv")
     summary = {"walls": result.has_walls, "verdict": result.verdict, "config": best.config_px,
-               "reward": best.reward, "components": best.components, "evaluations": len(steps),
+               "reward": best.reward, "components": best.components, "evaluations": len(searched.steps),
                "no_walls_below": NO_WALLS_BELOW, **describe_labels(workflow, result.segmentation)}
     if best.reason:
         summary["reason"] = best.reason

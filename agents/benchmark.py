@@ -287,12 +287,11 @@ def oracle_record(workflow, name: str) -> dict[str, Any]:
 def _record(protocol: str, strategy: str, image: str, seed: int, step, no_walls: dict) -> dict[str, Any]:
     """One evaluation's record; ``no_walls_metrics`` are the truth metrics of the one-domain
     answer ``ferrogym analyze`` gives while the best reward is below NO_WALLS_BELOW."""
-    evaluation = step.evaluation
     return {
         "protocol": protocol, "strategy": strategy, "image": image, "seed": seed, "step": step.step,
-        "config": evaluation.config, "config_px": evaluation.config_px, "reward": evaluation.reward,
-        "components": evaluation.components, "metrics": evaluation.metrics, "seconds": round(step.seconds, 5),
-        "reason": evaluation.reason, "no_walls_metrics": no_walls,
+        "config": step.config, "config_px": step.config_px, "reward": step.reward,
+        "components": step.components, "metrics": step.metrics, "seconds": round(step.seconds, 5),
+        "reason": step.reason, "no_walls_metrics": no_walls,
     }
 
 

@@ -32,12 +32,32 @@ RUN_PREFIXES = (POLICY_PREFIX, STATIC_BEST_PREFIX)
 
 @dataclass(frozen=True)
 class SearchStep:
-    """One evaluation of a search: its 1-based step, the evaluation, and the seconds it took
-    (ask + evaluate + tell)."""
+    """One evaluation of a search: its 1-based step, the seconds it took (ask + evaluate + tell)
+    and the evaluation's outcome without its labels and segmentation, which are megabytes on a
+    full frame (the best evaluation is kept whole in :class:`SearchResult`)."""
 
     step: int
-    evaluation: Evaluation
     seconds: float
+    config: dict[str, Any]
+    config_px: dict[str, Any]
+    reward: float
+    components: dict[str, float]
+    metrics: dict[str, float]
+    reason: str | None
+
+    @classmethod
+    def of(cls, step: int, evaluation: Evaluation, seconds: float) -> SearchStep:
+        """The step of ``evaluation``, keeping none of its arrays."""
+        return cls(step, seconds, evaluation.config, evaluation.config_px, evaluation.reward, evaluation.components,
+                   evaluation.metrics, evaluation.reason)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Every step of a search and its best evaluation (the first of the highest reward)."""
+
+    steps: list[SearchStep]
+    best: Evaluation
 
 
 class StaticSearcher(Searcher):
@@ -107,8 +127,8 @@ def run_search(
     *,
     replay: Sequence[dict[str, Any]] = (),
     on_step: Callable[[SearchStep], None] | None = None,
-) -> list[SearchStep]:
-    """Run ``budget`` ask/evaluate/tell rounds and return every step.
+) -> SearchResult:
+    """Run ``budget`` ask/evaluate/tell rounds; return every step and the best evaluation.
 
     ``replay`` holds the configurations of steps already recorded (an interrupted search): they
     are asked, checked against the record and told again, so the searcher is in the same state
@@ -116,7 +136,7 @@ def run_search(
     """
     if budget < 1:
         raise InputError(f"budget={budget}; a search needs at least one evaluation")
-    steps = []
+    steps, best = [], None
     for index in range(budget):
         start = time.perf_counter()
         config = searcher.ask()
@@ -127,8 +147,10 @@ def run_search(
             )
         evaluation = workflow.evaluate(config)
         searcher.tell(config, evaluation.reward, evaluation)
-        step = SearchStep(index + 1, evaluation, time.perf_counter() - start)
+        step = SearchStep.of(index + 1, evaluation, time.perf_counter() - start)
         steps.append(step)
+        if best is None or evaluation.reward > best.reward:
+            best = evaluation
         if on_step is not None and index >= len(replay):
             on_step(step)
-    return steps
+    return SearchResult(steps, best)

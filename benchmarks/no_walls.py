@@ -42,8 +42,7 @@ WALLED_FAMILIES = {
 
 
 def best_reward(workflow: Workflow, budget: int) -> float:
-    steps = run_search(make_strategy("bayes-tpe", workflow, budget, 0), workflow, budget)
-    return max(step.evaluation.reward for step in steps)
+    return run_search(make_strategy("bayes-tpe", workflow, budget, 0), workflow, budget).best.reward
 
 
 def main() -> int:

@@ -90,8 +90,8 @@ def main() -> None:
         _ = base.lattice
         for family, space in spaces.items():
             workflow = base.without_caches(space)
-            steps = run_search(make_strategy("bayes-tpe", workflow, args.budget, 0), workflow, args.budget)
-            best = max(steps, key=lambda s: s.evaluation.reward).evaluation
+            search = run_search(make_strategy("bayes-tpe", workflow, args.budget, 0), workflow, args.budget)
+            best = search.best
             fresh = base.without_caches(space)
             first, cached = timed(fresh, best.config), timed(fresh, other_cluster_count(best.config))
             invariance = best.config.get("invariance", "")
@@ -99,9 +99,9 @@ def main() -> None:
             summary[family].append((best.metrics["ari"], first, cached))
             if family == "vae":
                 for kind in VAE_SPACE["invariance"].grid:
-                    tried = [s.evaluation for s in steps if s.evaluation.config["invariance"] == kind]
+                    tried = [s for s in search.steps if s.config["invariance"] == kind]
                     if tried:
-                        chosen = max(tried, key=lambda e: e.reward)
+                        chosen = max(tried, key=lambda s: s.reward)
                         by_invariance[kind].append((chosen.reward, chosen.metrics["ari"]))
         print(f"{images.name(index)} done", flush=True)
     print_table(["image", "family", "invariance", "reward", "ari", "first_s", "cached_s"], rows)

@@ -55,6 +55,8 @@ TINY = "shape=128x128"
 #: Benchmark images: the oracle evaluates all 1,330 configurations of the coarse grid (12 s at
 #: 128 x 128, 4 s at 96 x 96; the generator needs at least 80 px).
 TINIEST = "shape=96x96"
+#: One small synthetic image given as its A sites alone (96 x 96 holds too few of them).
+POSITIONS_ONLY = "synthetic:6000-6000,shape=160x160,twin_shear=0.05,input=a_positions"
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,20 @@ COMMANDS: dict[str, Fill] = {
         "benchmark-readme-search",
         {"--images": f"synthetic:4160-4160,{TINY}", "--budget": "2", "--seeds": "1", "--out": "{tmp}/search"},
         outputs=("search/summary.md", "search/best_random.png", "search/best_bayes-tpe.png"),
+    ),
+    "ferrogym benchmark --strategies policy:agents/policies/neighbours --images "
+    '"synthetic:6000-6031,family=any,shape=256x256|384x384|512x512|768x768|1024x1024,twin_shear=0:0.07,'
+    'input=positions|a_positions" --budget 20 --seeds 1 --no-oracle --workers 2 --out results/positions-unseen': Fill(
+        "benchmark-readme-positions",
+        {"--images": POSITIONS_ONLY, "--budget": "2", "--out": "{tmp}/positions"},
+        outputs=("positions/summary.md", "positions/best_policy-neighbours.png"),
+    ),
+    "ferrogym benchmark --strategies random,bayes-tpe --images "
+    '"synthetic:6000-6031,family=any,shape=256x256|384x384|512x512|768x768|1024x1024,twin_shear=0:0.07,'
+    'input=positions|a_positions" --budget 20 --seeds 10 --no-oracle --workers 2 --out results/positions-unseen-search': Fill(
+        "benchmark-readme-positions-search",
+        {"--images": POSITIONS_ONLY, "--budget": "2", "--seeds": "1", "--out": "{tmp}/positions-search"},
+        outputs=("positions-search/summary.md", "positions-search/best_random.png"),
     ),
     # From "Scaling out": ADDR is a cluster's address; "local" starts a Ray runtime for the run.
     "ferrogym benchmark --strategies random,grid,bayes-tpe --images \"synthetic:0-49,shape=256x256\" --budget 100 "
