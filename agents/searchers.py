@@ -29,7 +29,7 @@ import math
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import partial
 from itertools import product
 from typing import Any
@@ -41,6 +41,7 @@ from optuna.trial import TrialState
 
 from ferrogym.workflows.errors import InputError
 from ferrogym.workflows.space import SEARCH_SPACE, SearchSpace
+from ferrogym.workflows.torchthreads import one_torch_thread
 
 __all__ = [
     "DEFAULT_LEVELS",
@@ -296,10 +297,11 @@ class OptunaSearcher(Searcher):
         }
         with _quiet_optuna():
             self.study = optuna.create_study(direction="maximize", sampler=_SAMPLERS[sampler](seed))
+        self._fits_with_torch = sampler == "gp"  # small GP fits: one thread is faster and machine-independent
         self._trial: optuna.Trial | None = None
 
     def _propose(self) -> dict[str, Any]:
-        with _quiet_optuna():
+        with _quiet_optuna(), one_torch_thread() if self._fits_with_torch else nullcontext():
             self._trial = self.study.ask(self._distributions)
         params = self._trial.params
         return self.space.canonical(

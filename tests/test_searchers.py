@@ -199,3 +199,33 @@ def test_make_searcher():
         make_searcher("annealing")
     with pytest.raises(InputError, match="unknown Optuna sampler"):
         OptunaSearcher(sampler="cmaes")
+
+
+def test_gaussian_process_asks_run_on_one_torch_thread_and_restore_the_process_setting():
+    import torch
+
+    def proposals(threads: int) -> list[dict]:
+        torch.set_num_threads(threads)
+        searcher = OptunaSearcher(SEARCH_SPACE, seed=3, sampler="gp")
+        sampler, seen = searcher.study.sampler, []
+        fit_and_propose = sampler.sample_relative
+
+        def spy(*args, **kwargs):
+            seen.append(torch.get_num_threads())
+            return fit_and_propose(*args, **kwargs)
+
+        sampler.sample_relative = spy
+        rewards = np.random.default_rng(0).uniform(size=14)
+        configs = []
+        for reward in rewards:  # past the 10 random start-up trials, into the GP's own proposals
+            configs.append(searcher.ask())
+            assert torch.get_num_threads() == threads
+            searcher.tell(configs[-1], float(reward))
+        assert seen and set(seen) == {1}
+        return configs
+
+    before = torch.get_num_threads()
+    try:
+        assert proposals(2) == proposals(1)  # the same search, whatever the machine's cores
+    finally:
+        torch.set_num_threads(before)

@@ -38,6 +38,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .torchthreads import one_torch_thread
+
 INVARIANCES = ("none", "rotation", "rotation+translation")
 #: Points per side of the resampled patch.
 SIDE = 24
@@ -206,17 +208,13 @@ def fit_latents(patches: np.ndarray, settings: VAESettings) -> Latents:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     data = patches - patches.mean(axis=(1, 2), keepdims=True)
     data = torch.as_tensor(data / max(float(data.std()), 1e-12), dtype=torch.float32)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_torch_thread():
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(settings.seed)
             model = RotationalVAE(settings, data.shape[-1]).to(device)
         loss = _train(model, data, settings, device)
         with torch.no_grad():
             posterior = model.encode(data.to(device))
-    finally:
-        torch.set_num_threads(threads)
 
     def mean(kind):
         return posterior[kind][0].double().cpu().numpy() if kind in posterior else None
