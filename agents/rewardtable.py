@@ -4,7 +4,7 @@ A reward table is what the reward-table policy (:mod:`ferrogym.agents.neighbours
 ``static:best`` baseline learn from: row ``i`` holds the reward of every candidate on training
 image ``i`` (and its truth ARI where the image has one, kept for analysis only: nothing is
 chosen by it), with the image's observation features and the kind of input the analysis had
-(:func:`input_kind`: an image, or positions alone, where only lattice descriptors apply).
+(:func:`input_kind`: an image, or positions alone, where image patches cannot be described).
 
 The candidates are the space's coarse grid (:func:`~ferrogym.agents.searchers.coarse_grid`).
 Rows are appended to ``DIR/table.jsonl`` as images finish, so an interrupted collection
@@ -70,8 +70,8 @@ class RewardTable:
 
 def input_kind(workflow) -> str:
     """``"image"`` when the workflow has an image, else ``"positions"``: rows of a reward table
-    and the images a policy searches are compared within one kind, since without an image only
-    lattice descriptors apply and patches score nothing."""
+    and the images a policy searches are compared within one kind, since without an image
+    patches cannot be described and score nothing."""
     return IMAGE if workflow.image is not None else POSITIONS
 
 
