@@ -19,8 +19,8 @@ the reference study), each size measured in a fresh process so that its peak mem
 - ``peak_gb``: the process's peak resident memory after all of the above (the baseline runs
   last, after this is read); one workflow is alive at a time, as in a search of one image;
 - ``env1`` / ``env2``: steps per second of ``ferrogym/DomainWalls-v1`` on images of this size
-  (a new image every episode of 20 steps), one env and two in an ``AsyncVectorEnv``, and their
-  ratio ``env_x``.
+  (a new image every episode of 20 steps), one env and two in an ``AsyncVectorEnv`` doing the
+  same work (the same images and actions in each process), and their ratio ``env_x``.
 
 Run: ``.venv/bin/python benchmarks/full_frame.py [--sizes 1024,2048,4096] [--baseline-sizes 1024,2048]
 [--configs 30] [--budget 50] [--env-steps 60] [--repeats 3]``. The baseline at 4096 x 4096 is
@@ -69,23 +69,31 @@ def seconds(function, *args) -> float:
 
 
 def env_steps_per_second(size: int, steps: int, processes: int) -> float:
+    """Steps per second of ``processes`` envs (one: in this process; more: an ``AsyncVectorEnv``),
+    each doing the same work: the same images (seed 0) and the same ``steps`` random actions, the
+    step after an episode's end resetting the env as a vector env's autoreset does. Random images
+    and actions of different cost in each process would make the ratio a lottery over 60 steps."""
     images = f"synthetic:0-999,shape={size}x{size},pixel_size_pm={PIXEL_SIZE_PM}"
+    space = gym.make("ferrogym/DomainWalls-v1", images=images).action_space
+    space.seed(0)
+    actions = [space.sample() for _ in range(steps)]
     if processes == 1:
         env = gym.make("ferrogym/DomainWalls-v1", images=images)
-        env.action_space.seed(0)
         env.reset(seed=0)
-        start = time.perf_counter()
-        for _ in range(steps):
-            if any(env.step(env.action_space.sample())[2:4]):
+        start, ended = time.perf_counter(), False
+        for action in actions:
+            if ended:
                 env.reset()
+                ended = False
+            else:
+                ended = any(env.step(action)[2:4])
         return steps / (time.perf_counter() - start)
     envs = gym.make_vec("ferrogym/DomainWalls-v1", num_envs=processes, vectorization_mode="async", images=images)
-    envs.action_space.seed(0)
-    envs.reset(seed=0)
+    envs.reset(seed=[0] * processes)
     start = time.perf_counter()
-    for _ in range(steps // processes):
-        envs.step(envs.action_space.sample())
-    rate = processes * (steps // processes) / (time.perf_counter() - start)
+    for action in actions:
+        envs.step(np.stack([action] * processes))
+    rate = processes * steps / (time.perf_counter() - start)
     envs.close()
     return rate
 
