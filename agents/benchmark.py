@@ -190,7 +190,7 @@ def _check_unseen(strategy: str, run: dict, images: ImageSet) -> None:
     """An amortised policy must be tested on images it was not trained on (by seed: an image
     given as positions is still the image)."""
     specs = run.get("images", run.get("env_kwargs", {}).get("images"))
-    for spec in [specs] if isinstance(specs, str) else specs if isinstance(specs, list) else []:
+    for spec in [specs] if isinstance(specs, str) else specs or []:
         trained = as_image_set(spec)
         overlap = False
         if isinstance(trained, SyntheticImages) and isinstance(images, SyntheticImages):

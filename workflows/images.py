@@ -127,21 +127,27 @@ class SyntheticImages(ImageSet):
 
     def name(self, index: int) -> str:
         seed = self.seed(index)
-        kind = self._drawn(seed)[1]
+        kind = self._input(seed)
         return f"synthetic:{seed}" if kind == "image" else f"synthetic:{seed}/{kind}"
 
     def params(self, seed: int) -> SyntheticParams:
-        return self._drawn(seed)[0]
-
-    def input(self, index: int) -> str:
-        """What the analysis of image ``index`` is given (one of :data:`INPUTS`)."""
-        return self._drawn(self.seed(index))[1]
-
-    def _drawn(self, seed: int) -> tuple[SyntheticParams, str]:
-        drawn, kind = {}, "image"
+        drawn = {}
         if self.ranges:
             ranged = np.random.default_rng([seed, 1])
             drawn = {k: float(ranged.uniform(lo, hi)) for k, (lo, hi) in sorted(self.ranges.items())}
+        return sample_params(np.random.default_rng(seed), **self.fixed, **drawn, **self._chosen(seed)[0])
+
+    def input(self, index: int) -> str:
+        """What the analysis of image ``index`` is given (one of :data:`INPUTS`)."""
+        return self._input(self.seed(index))
+
+    def _input(self, seed: int) -> str:
+        # names are asked for at every env step: no draw unless the input is a choice
+        return self._chosen(seed)[1] if "input" in self.choices else "image"
+
+    def _chosen(self, seed: int) -> tuple[dict, str]:
+        """The fields the choices set for image ``seed`` (third stream), and its input kind."""
+        chosen, kind = {}, "image"
         if self.choices:
             chooser = np.random.default_rng([seed, 2])
             for name, values in sorted(self.choices.items()):
@@ -149,13 +155,13 @@ class SyntheticImages(ImageSet):
                 if name == "input":
                     kind = value
                 else:
-                    drawn.update(family_fields(value, chooser) if name == "family" else {name: value})
-        return sample_params(np.random.default_rng(seed), **self.fixed, **drawn), kind
+                    chosen.update(family_fields(value, chooser) if name == "family" else {name: value})
+        return chosen, kind
 
     def workflow(self, index: int, **workflow_kwargs) -> Workflow:
         seed = self.seed(index)
-        params, kind = self._drawn(seed)
-        sample = generate(params, seed=seed)
+        kind = self._input(seed)
+        sample = generate(self.params(seed), seed=seed)
         if kind == "image":
             return Workflow.from_sample(sample, **workflow_kwargs)
         found = Workflow(sample.image).lattice  # the columns a user would have found and refined
