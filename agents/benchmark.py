@@ -272,10 +272,11 @@ def run_search_of(benchmark: Benchmark, search: Search, workflow, emit: Callable
 
 
 def oracle_record(workflow, name: str) -> dict[str, Any]:
-    """The best evaluation of the coarse grid on a cache-free copy of ``workflow``."""
+    """The best evaluation of the coarse grid of what the input can describe, on a cache-free copy
+    of ``workflow``."""
     workflow = workflow.without_caches()
     best = None
-    grid = coarse_grid(workflow.space)
+    grid = coarse_grid(workflow.describable_space)
     for config in grid:
         evaluation = workflow.evaluate(config)
         if best is None or evaluation.reward > best.reward:

@@ -4,7 +4,8 @@ Strategies are named as on the command line: ``random``, ``grid``, ``bayes-gp``,
 ``bayes-tpe`` (:mod:`ferrogym.agents.searchers`), ``policy:DIR`` (a trained policy:
 :mod:`ferrogym.agents.policy` for Stable-Baselines3 agents, :mod:`ferrogym.agents.neighbours`
 for a reward-table policy), or a static baseline in the manner of DACBench, which evaluates one
-configuration whatever the budget: ``static:default`` (the space's default) and
+configuration whatever the budget: ``static:default`` (the space's default, among the
+descriptors the input can give) and
 ``static:best`` (the candidate with the best mean reward over the shipped policy's training
 images; ``static:best:DIR`` over those of the reward-table policy in DIR).
 """
@@ -102,9 +103,11 @@ def training_run(strategy: str) -> str | None:
 
 
 def make_strategy(strategy: str, workflow: Workflow, budget: int, seed: int, image_name: str = "image") -> Searcher:
-    """A fresh searcher for one search of ``budget`` evaluations on ``workflow``'s image."""
+    """A fresh searcher for one search of ``budget`` evaluations on ``workflow``'s image; random,
+    grid and Bayesian search search the part of the space the input can describe
+    (:attr:`~ferrogym.workflows.workflow.Workflow.describable_space`)."""
     if strategy == "static:default":
-        return StaticSearcher(strategy, workflow.space.default(), workflow.space)
+        return StaticSearcher(strategy, workflow.describable_space.default(), workflow.space)
     if strategy.startswith(STATIC_PREFIX):
         from .policy import load_run
 
@@ -117,7 +120,7 @@ def make_strategy(strategy: str, workflow: Workflow, budget: int, seed: int, ima
         from .policy import policy_searcher
 
         return policy_searcher(strategy[len(POLICY_PREFIX):], workflow, budget, seed, image_name)
-    return make_searcher(check_strategy(strategy), workflow.space, seed)
+    return make_searcher(check_strategy(strategy), workflow.describable_space, seed)
 
 
 def run_search(

@@ -10,9 +10,10 @@ budget of evaluations) drives every strategy::
         searcher.tell(config, workflow.evaluate(config).reward)
     searcher.best_config, searcher.best_reward
 
-Every strategy is built from the same :class:`~ferrogym.workflows.space.SearchSpace` and only
-ever asks canonical configurations made of the parameters' ``grid`` values, so random, grid and
-Bayesian search compare on exactly the same finite space:
+Every strategy is built from the same :class:`~ferrogym.workflows.space.SearchSpace` (a search
+on an image: the part its input can describe, ``Workflow.describable_space``) and only ever asks
+canonical configurations made of the parameters' ``grid`` values, so random, grid and Bayesian
+search compare on exactly the same finite space:
 
 - ``"random"``: uniform grid configurations (:class:`RandomSearcher`);
 - ``"grid"``: a coarse grid in seeded shuffled order (:class:`GridSearcher`);

@@ -229,3 +229,15 @@ def test_gaussian_process_asks_run_on_one_torch_thread_and_restore_the_process_s
         assert proposals(2) == proposals(1)  # the same search, whatever the machine's cores
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("strategy", ["random", "grid", "bayes-tpe", "static:default"])
+def test_searches_of_positions_ask_only_what_positions_can_describe(strategy, two_families_lattice):
+    from ferrogym.agents.search import make_strategy, run_search
+    from ferrogym.workflows.workflow import Workflow
+
+    a_sites = two_families_lattice.xy[two_families_lattice.site_indices("A")]
+    workflow = Workflow(positions=a_sites)  # A sites alone, as found on an image: the lattice only
+    result = run_search(make_strategy(strategy, workflow, 12, 0), workflow, 12)
+    assert {step.config["descriptor"] for step in result.steps} == {"lattice"}
+    assert all(step.reason is None or "need" not in step.reason for step in result.steps)

@@ -363,3 +363,44 @@ def test_to_indices_of_off_grid_value_is_nearest_grid_value():
 def test_to_indices_validates_its_input():
     with pytest.raises(InputError, match="unknown parameter"):
         S.to_indices({"nope": 1})
+
+
+# ---------------------------------------------------------------------------------------------
+# Restriction to what an input can describe
+
+
+def test_restricted_narrows_a_categorical_parameter_keeping_grid_order():
+    narrowed = S.restricted({"descriptor": ("lattice", "displacement")})
+    assert narrowed["descriptor"].grid == ("displacement", "lattice")
+    assert narrowed["descriptor"].default == "displacement"  # "patch" is gone: the first kept
+    assert narrowed.name == S.name and [p.name for p in narrowed.params] == list(S.names)
+    assert {c["descriptor"] for c in narrowed.grid()} == {"displacement", "lattice"}
+
+
+def test_restricted_configurations_are_canonical_in_the_whole_space():
+    narrowed = S.restricted({"descriptor": ("lattice",)})
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        config = narrowed.sample(rng)
+        assert config["descriptor"] == "lattice"
+        assert S.canonical(config) == config
+
+
+def test_restricted_keeps_the_default_and_itself_where_nothing_is_narrowed():
+    assert S.restricted({"descriptor": S["descriptor"].grid}) is S
+    assert S.restricted({"descriptor": ("lattice", "patch")})["descriptor"].default == "patch"
+
+
+def test_restricted_keeps_only_coarse_levels_that_are_left():
+    space = SearchSpace((Param("kind", "categorical", ("a", "b", "c"), "a", "kind"),), coarse={"kind": ("a", "b")})
+    assert space.restricted({"kind": ("b", "c")}).coarse == {"kind": ("b",)}
+    assert space.restricted({"kind": ("c",)}).coarse == {}
+
+
+def test_restricted_refuses_an_empty_choice_and_conditional_or_numeric_parameters():
+    with pytest.raises(InputError, match=r"none of descriptor=\['patch', 'displacement', 'lattice', 'patch\+displacement'\]"):
+        S.restricted({"descriptor": ("vae",)})
+    with pytest.raises(ValueError, match="always active can be narrowed, not patch_sites"):
+        S.restricted({"patch_sites": ("all",)})  # inactive for most descriptors: its default must stay
+    with pytest.raises(ValueError, match="not n_clusters"):
+        S.restricted({"n_clusters": (2,)})

@@ -61,6 +61,32 @@ def test_positions_only_workflow_from_truth_positions(two_families_sample):
     assert (patch.atom_labels == -1).all()
 
 
+# --------------------------------------------------------------------------- what searchers search
+
+
+def test_an_image_with_b_sites_is_searched_over_the_whole_space(two_families_workflow):
+    assert two_families_workflow.describable_space is two_families_workflow.space
+
+
+def test_positions_are_searched_over_the_descriptors_they_can_give(two_families_lattice):
+    found = two_families_lattice  # columns found on an image, with their sublattice
+    both = Workflow(positions=found.xy, sublattice=found.sublattice)
+    assert both.describable_space["descriptor"].grid == ("displacement", "lattice")
+    alone = Workflow(positions=found.xy[found.site_indices("A")])
+    assert not alone.lattice.has_b_sites
+    assert alone.describable_space["descriptor"].grid == ("lattice",)
+    for workflow in (both, alone):  # what the narrowed space offers, the input describes
+        for descriptor in workflow.describable_space["descriptor"].grid:
+            assert workflow.evaluate({"descriptor": descriptor}).reason is None, descriptor
+
+
+def test_the_vae_space_on_positions_says_what_is_missing(two_families_sample):
+    truth = two_families_sample.truth
+    workflow = Workflow(positions=truth.xy, sublattice=truth.sublattice, space="vae")
+    with pytest.raises(InputError, match="no descriptor of the 'vae' space can describe this input: they need image"):
+        _ = workflow.describable_space
+
+
 # --------------------------------------------------------------------------- Evaluation
 
 

@@ -53,16 +53,31 @@ PATCH_DTYPE = np.float32
 
 DescriptorFn = Callable[..., Features]
 DESCRIPTORS: dict[str, DescriptorFn] = {}
+#: What each descriptor needs of the input beyond positions: ``"image"`` (patches) and
+#: ``"b_sites"`` (B-site displacements). Searchers skip a descriptor the input cannot give.
+NEEDS: dict[str, frozenset[str]] = {}
+#: What an input can have, in :data:`NEEDS`' words.
+INPUT_PARTS = ("image", "b_sites")
 
 
-def register_descriptor(name: str):
-    """Decorator adding a descriptor function ``f(image, lattice, **params) -> Features``."""
+def register_descriptor(name: str, needs: tuple[str, ...] = ()):
+    """Decorator adding a descriptor function ``f(image, lattice, **params) -> Features`` that
+    needs the :data:`INPUT_PARTS` in ``needs`` (it raises DescriptorUnavailable without them)."""
+    unknown = set(needs) - set(INPUT_PARTS)
+    if unknown:
+        raise ValueError(f"descriptor {name!r} needs {sorted(unknown)}; an input can only have {INPUT_PARTS}")
 
     def add(function: DescriptorFn) -> DescriptorFn:
         DESCRIPTORS[name] = function
+        NEEDS[name] = frozenset(needs)
         return function
 
     return add
+
+
+def describable(name: str, has: set[str]) -> bool:
+    """Whether descriptor ``name`` can describe an input that has the parts ``has``."""
+    return NEEDS.get(name, frozenset()) <= has
 
 
 def compute_descriptor(name: str, image: np.ndarray | None, lattice: AtomLattice, **params) -> Features:
@@ -78,7 +93,7 @@ def window_pixels(window_a: float, lattice_constant_px: float) -> int:
     return max(3, pixels + 1 - pixels % 2)
 
 
-@register_descriptor("patch")
+@register_descriptor("patch", needs=("image",))
 def patch_descriptor(image, lattice, *, patch_sites="B", window_x=1.0, window_y=1.0, **_) -> Features:
     """Image patches of window_x x window_y lattice constants centred on each site.
 
@@ -160,7 +175,7 @@ def _unit_step_windows(image: np.ndarray, centres: np.ndarray, width: int, heigh
     return out
 
 
-@register_descriptor("displacement")
+@register_descriptor("displacement", needs=("b_sites",))
 def displacement_descriptor(image, lattice, **_) -> Features:
     """B-site off-centring (x, y) in lattice constants, on B sites with a valid cage."""
     if not lattice.has_b_sites:
@@ -183,7 +198,7 @@ def lattice_descriptor(image, lattice, **_) -> Features:
     return Features(_standardise(values[valid]), sites[valid], int((~valid).sum()))
 
 
-@register_descriptor("patch+displacement")
+@register_descriptor("patch+displacement", needs=("image", "b_sites"))
 def patch_and_displacement_descriptor(image, lattice, *, window_x=1.0, window_y=1.0, **_) -> Features:
     """B-site patch and displacement, each block scaled to unit total variance, side by side.
 
@@ -206,7 +221,7 @@ def patch_and_displacement_descriptor(image, lattice, *, window_x=1.0, window_y=
     return Features(values, sites, len(lattice.site_indices("B")) - len(sites))
 
 
-@register_descriptor("vae")
+@register_descriptor("vae", needs=("image",))
 def vae_descriptor(image, lattice, *, patch_sites="B", window=2.0, latent_dim=2, kl_weight=1.0,
                    invariance="rotation+translation", epochs=20, seed=0, **_) -> Features:
     """Latents of a rotation-invariant VAE (:mod:`.rvae`) trained on this image's square patches.

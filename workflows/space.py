@@ -13,7 +13,7 @@ so that equivalent configurations compare (and cache) equal.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -129,6 +129,34 @@ class SearchSpace:
             value = p.coerce(config.get(p.name, p.default))
             canonical[p.name] = value if p.is_active(canonical) else p.default
         return canonical
+
+    def restricted(self, choices: Mapping[str, tuple]) -> SearchSpace:
+        """This space with categorical parameters narrowed to ``choices`` (grid order kept; the
+        default kept where allowed, else the first allowed value); ``self`` where nothing is
+        narrowed; coarse levels keep what is left (all of the grid where none is).
+
+        Only parameters that are always active can be narrowed: an inactive parameter takes its
+        default, so a new default would make the same configuration read differently here and in
+        this space. So configurations of the narrowed space are canonical in this one too.
+        Raises InputError where no choice of a parameter is left."""
+        narrowed = {}
+        for name, allowed in choices.items():
+            param = self[name]
+            if param.kind != "categorical" or param.active_when:
+                raise ValueError(f"only categorical parameters that are always active can be narrowed, not {name}")
+            kept = tuple(value for value in param.grid if value in allowed)
+            if not kept:
+                raise InputError(f"none of {name}={list(param.grid)} of the {self.name!r} space applies here")
+            if kept != param.grid:
+                narrowed[name] = replace(param, grid=kept, default=param.default if param.default in kept else kept[0])
+        if not narrowed:
+            return self
+        coarse = {name: levels for name, levels in self.coarse.items() if name not in narrowed}
+        for name, param in narrowed.items():
+            levels = tuple(value for value in self.coarse.get(name, ()) if value in param.grid)
+            if levels:
+                coarse[name] = levels
+        return SearchSpace(tuple(narrowed.get(p.name, p) for p in self.params), self.name, coarse)
 
     def sample(self, rng: np.random.Generator) -> dict[str, Any]:
         """A uniformly random grid configuration (canonical)."""

@@ -23,7 +23,7 @@ from cachetools import LRUCache
 
 from .atoms import find_columns
 from .clustering import DegenerateClustering, cluster, reduce
-from .descriptors import DescriptorUnavailable, Features, compute_descriptor, window_pixels
+from .descriptors import NEEDS, DescriptorUnavailable, Features, compute_descriptor, describable, window_pixels
 from .errors import InputError
 from .io import ImageData, PositionsData, load_image, load_positions, validate_image, validate_positions
 from .lattice import AtomLattice, lattice_from_columns, lattice_from_positions
@@ -160,6 +160,23 @@ class Workflow:
                 "Use a larger field of view"
             )
         return lattice
+
+    @cached_property
+    def describable_space(self) -> SearchSpace:
+        """The part of :attr:`space` this input can describe, which searchers search: positions
+        alone give no image patches, A sites alone no B-site displacements, and an evaluation
+        spent on a descriptor the input lacks can only fail. The whole space where every
+        descriptor applies (any image with B sites); an env's action space stays the whole one.
+        Raises InputError where no descriptor of the space applies."""
+        has = {part for part, present in (("image", self.image is not None), ("b_sites", self.lattice.has_b_sites))
+               if present}
+        grid = self.space["descriptor"].grid
+        usable = tuple(name for name in grid if describable(name, has))
+        if not usable:
+            needs = sorted(set().union(*(NEEDS.get(name, ()) for name in grid)) - has)
+            raise InputError(f"no descriptor of the {self.space.name!r} space can describe this input: "
+                             f"they need {' and '.join(needs)}, which it lacks")
+        return self.space.restricted({"descriptor": usable})
 
     @cached_property
     def order(self) -> OrderParameter:
