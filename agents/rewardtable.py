@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,10 +62,14 @@ class RewardTable:
         rows = np.flatnonzero(np.asarray(self.inputs) == kind)
         return rows if len(rows) else np.arange(len(self.images))
 
-    def best_static(self) -> dict:
-        """The candidate with the best mean reward over the images analysed from an image (no
-        truth involved): the one configuration a user would run on every image."""
-        return dict(self.candidates[int(np.argmax(self.rewards[self.rows_of(IMAGE)].mean(axis=0)))])
+    def best_static(self, kind: str = IMAGE, descriptors: Collection[str] | None = None) -> dict:
+        """The candidate with the best mean reward over the rows of this kind of input (no truth
+        involved): the one configuration a user would run on every image of that kind; with
+        ``descriptors``, the best of the candidates with one of them (those an input can give)."""
+        mean = self.rewards[self.rows_of(kind)].mean(axis=0)
+        if descriptors is not None:
+            mean = np.where([c["descriptor"] in descriptors for c in self.candidates], mean, -np.inf)
+        return dict(self.candidates[int(np.argmax(mean))])
 
 
 def input_kind(workflow) -> str:

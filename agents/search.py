@@ -7,7 +7,8 @@ for a reward-table policy), or a static baseline in the manner of DACBench, whic
 configuration whatever the budget: ``static:default`` (the space's default, among the
 descriptors the input can give) and
 ``static:best`` (the candidate with the best mean reward over the shipped policy's training
-images; ``static:best:DIR`` over those of the reward-table policy in DIR).
+images of the same kind of input, image or positions, among the descriptors the input can give;
+``static:best:DIR`` over those of the reward-table policy in DIR).
 """
 
 from __future__ import annotations
@@ -109,13 +110,15 @@ def make_strategy(strategy: str, workflow: Workflow, budget: int, seed: int, ima
     if strategy == "static:default":
         return StaticSearcher(strategy, workflow.describable_space.default(), workflow.space)
     if strategy.startswith(STATIC_PREFIX):
-        from .policy import load_run
+        from .neighbours import load_policy
+        from .rewardtable import input_kind
 
-        run = load_run(training_run(strategy))
+        run, table = load_policy(training_run(strategy))
         if run.get("space") != workflow.space.name:
             raise InputError(f"{strategy} was chosen on the {run.get('space')!r} space; this search is over "
                              f"{workflow.space.name!r}")
-        return StaticSearcher(strategy, run["static_best"], workflow.space)
+        best = table.best_static(input_kind(workflow), workflow.describable_space["descriptor"].grid)
+        return StaticSearcher(strategy, best, workflow.space)
     if strategy.startswith(POLICY_PREFIX):
         from .policy import policy_searcher
 

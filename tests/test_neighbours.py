@@ -198,6 +198,27 @@ def test_positions_are_searched_with_the_rows_of_positions_and_static_best_with_
     assert NeighbourSearcher(tmp_path, SEARCH_SPACE, input="image").ask() == SEARCH_SPACE.canonical(candidates[0])
 
 
+def test_static_best_is_the_first_guess_for_each_kind_of_input(tmp_path, two_families_workflow):
+    from ferrogym.workflows.workflow import Workflow
+
+    grid = coarse_grid(SEARCH_SPACE)
+    candidates = [next(c for c in grid if c["descriptor"] == name) for name in ("patch", "displacement", "lattice")]
+    rewards = np.array([[0.9, 0.5, 0.1], [0.9, 0.5, 0.1], [0.0, 0.8, 0.4], [0.0, 0.8, 0.4]])
+    names = ["synthetic:7300", "synthetic:7301", "synthetic:7302/positions", "synthetic:7303/positions"]
+    table = _write_table(tmp_path, rewards, candidates, names, inputs=["image"] * 2 + ["positions"] * 2)
+    fit(table, tmp_path, ["synthetic:7300-7301", "synthetic:7302-7303,input=positions"], "order")
+    found = two_families_workflow.lattice
+    inputs = {
+        "patch": two_families_workflow,  # an image: the best image row
+        "displacement": Workflow(positions=found.xy, sublattice=found.sublattice),  # the best positions row
+        "lattice": Workflow(positions=found.xy[found.site_indices("A")]),  # the best one A sites can give
+    }
+    for expected, workflow in inputs.items():
+        static = make_strategy(f"static:best:{tmp_path}", workflow, 1, 0).ask()
+        assert static["descriptor"] == expected
+        assert make_strategy(f"policy:{tmp_path}", workflow, 1, 0).ask() == static
+
+
 def test_a_table_without_input_kinds_is_all_images(tmp_path):
     table = _write_table(tmp_path, REWARDS, coarse_grid(SEARCH_SPACE)[:3], ["synthetic:0", "synthetic:1", "synthetic:2"])
     assert table.inputs == ("image",) * 3 and table.rows_of("positions").tolist() == [0, 1, 2]
