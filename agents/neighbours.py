@@ -38,7 +38,7 @@ from ferrogym.workflows.errors import InputError
 from ferrogym.workflows.images import parse_images
 from ferrogym.workflows.space import CLUSTERING_STAGE, SearchSpace
 
-from .rewardtable import IMAGE, TABLE, RewardTable, load
+from .rewardtable import IMAGE, TABLE, RewardTable, known_mean, load
 from .searchers import Searcher, SpaceExhausted
 
 ALGO = "neighbours"
@@ -53,18 +53,22 @@ def next_candidate(rewards: np.ndarray, tried: list[int], observed: list[float],
                    excluded: Collection[int] = ()) -> int:
     """Index of the candidate to evaluate next (see module docs).
 
-    ``rewards`` is (images, candidates); ``tried`` the candidate indices evaluated so far and
-    ``observed`` their rewards on the image being searched; ``excluded`` candidates are never
-    proposed (the input cannot give their descriptor).
+    ``rewards`` is (images, candidates), NaN where a training input could not give the
+    candidate's descriptor; ``tried`` the candidate indices evaluated so far and ``observed``
+    their rewards on the image being searched; ``excluded`` candidates are never proposed (the
+    input cannot give their descriptor). A training image that could not give a tried candidate
+    is no neighbour (its input is of another make); means are over the images that could.
     """
     if tried:
         distance = np.sqrt(np.mean((rewards[:, tried] - np.asarray(observed)) ** 2, axis=1))
-        neighbours = rewards[np.argsort(distance, kind="stable")[:k]]
-        gain = np.maximum(neighbours - max(observed), 0.0).mean(axis=0)
+        order = np.argsort(distance, kind="stable")  # NaN distances last
+        comparable = order[np.isfinite(distance[order])]
+        neighbours = rewards[comparable[:k] if len(comparable) else order]
+        gain = known_mean(np.maximum(neighbours - max(observed), 0.0))
     else:
         neighbours = rewards
-        gain = rewards.mean(axis=0)
-    mean = neighbours.mean(axis=0)
+        gain = known_mean(rewards)
+    mean = known_mean(neighbours)
     order = np.lexsort((-mean, -gain))  # largest gain first, then the neighbours' mean reward
     untried = order[~np.isin(order, [*tried, *excluded])]
     if len(untried) == 0:
@@ -75,20 +79,26 @@ def next_candidate(rewards: np.ndarray, tried: list[int], observed: list[float],
 def equivalence_classes(rewards: np.ndarray) -> np.ndarray:
     """A class per candidate: candidates with the same reward on every training image are one
     (no reduction and a PCA that keeps every dimension of a 4-number descriptor, before a
-    rotation-invariant mixture); once one is tried, the others would only repeat it."""
-    return np.unique(rewards, axis=1, return_inverse=True)[1].ravel()
+    rotation-invariant mixture); once one is tried, the others would only repeat it. Entries
+    no input could give (NaN) are equal to each other."""
+    comparable = np.where(np.isnan(rewards), -np.inf, rewards)
+    return np.unique(comparable, axis=1, return_inverse=True)[1].ravel()
 
 
 def simulate(rewards: np.ndarray, truth_row: np.ndarray, k: int, budget: int,
              classes: np.ndarray | None = None) -> np.ndarray:
     """Best-so-far reward over ``budget`` steps of the policy on an image whose candidate rewards
     are ``truth_row``, known in advance (an image of the table held out); ``classes`` are
-    ``equivalence_classes(rewards)`` (computed when not given). Once every class is tried the
-    best so far stays, to the end of the budget."""
+    ``equivalence_classes(rewards)`` (computed when not given). Candidates the image could not
+    give (NaN in ``truth_row``) are skipped without a step, as the searcher skips them. Once
+    every class is tried the best so far stays, to the end of the budget."""
     classes = equivalence_classes(rewards) if classes is None else classes
-    tried, observed, excluded = [], [], set()
-    for _ in range(min(budget, len(np.unique(classes)))):
-        j = next_candidate(rewards, tried, observed, k, excluded)
+    tried, observed, excluded = [], [], set(np.flatnonzero(np.isnan(truth_row)).tolist())
+    while len(tried) < budget:
+        try:
+            j = next_candidate(rewards, tried, observed, k, excluded)
+        except SpaceExhausted:
+            break
         tried.append(j)
         observed.append(float(truth_row[j]))
         excluded.update(np.flatnonzero(classes == classes[j]).tolist())
@@ -228,7 +238,7 @@ class NeighbourSearcher(Searcher):
 
     def _observe(self, config: dict[str, Any], reward: float | None, evaluation) -> None:
         self._tried.append(self._column[_key(config)])
-        self._observed.append(float(self.rewards.min()) if reward is None else reward)
+        self._observed.append(float(np.nanmin(self.rewards)) if reward is None else reward)
         self._excluded.update(np.flatnonzero(self._classes == self._classes[self._tried[-1]]).tolist())
 
 

@@ -40,7 +40,9 @@ IMAGE, POSITIONS = "image", "positions"
 class RewardTable:
     """Rewards (images x candidates) of the candidate configurations on training images.
 
-    ``ari`` is NaN where an image has no truth; ``seconds`` is the wall-clock of each row;
+    ``rewards`` and ``ari`` are NaN where the image's input could not give the candidate's
+    descriptor (patches of positions, displacements of A sites alone), which was not evaluated;
+    ``ari`` also where an image has no truth; ``seconds`` is the wall-clock of each row;
     ``inputs`` the :func:`input_kind` of each row.
     """
 
@@ -55,7 +57,8 @@ class RewardTable:
 
     @property
     def evaluations(self) -> int:
-        return int(self.rewards.size)
+        """Evaluations made (a candidate the input could not give was not evaluated)."""
+        return int(np.isfinite(self.rewards).sum())
 
     def rows_of(self, kind: str) -> np.ndarray:
         """Indices of the rows whose input is of this kind; every row when the table has none."""
@@ -66,10 +69,18 @@ class RewardTable:
         """The candidate with the best mean reward over the rows of this kind of input (no truth
         involved): the one configuration a user would run on every image of that kind; with
         ``descriptors``, the best of the candidates with one of them (those an input can give)."""
-        mean = self.rewards[self.rows_of(kind)].mean(axis=0)
+        mean = known_mean(self.rewards[self.rows_of(kind)])
         if descriptors is not None:
             mean = np.where([c["descriptor"] in descriptors for c in self.candidates], mean, -np.inf)
         return dict(self.candidates[int(np.argmax(mean))])
+
+
+def known_mean(rewards: np.ndarray) -> np.ndarray:
+    """Column means over the finite entries (NaN: the input could not give the candidate's
+    descriptor); -inf for a column with none."""
+    known = np.isfinite(rewards)
+    count = known.sum(axis=0)
+    return np.where(count > 0, np.where(known, rewards, 0.0).sum(axis=0) / np.maximum(count, 1), -np.inf)
 
 
 def input_kind(workflow) -> str:
@@ -113,13 +124,14 @@ def _collect_row(job) -> None:
     images, index, space, candidates, out = job
     start = time.perf_counter()
     workflow = images.workflow(index, space=space)
-    evaluations = [workflow.evaluate(config) for config in candidates]
+    describable = workflow.describable_space["descriptor"].grid
+    evaluations = [workflow.evaluate(config) if config["descriptor"] in describable else None for config in candidates]
     append_record(out / TABLE, {
         "image": images.name(index),
         "input": input_kind(workflow),
         "features": image_features(workflow).tolist(),
-        "rewards": [round(float(e.reward), 4) for e in evaluations],
-        "ari": [None if e.metrics.get("ari") is None else round(e.metrics["ari"], 3) for e in evaluations],
+        "rewards": [None if e is None else round(float(e.reward), 4) for e in evaluations],
+        "ari": [None if e is None or e.metrics.get("ari") is None else round(e.metrics["ari"], 3) for e in evaluations],
         "seconds": round(time.perf_counter() - start, 3),
     })
 
@@ -138,7 +150,7 @@ def load(folder: str | Path, names: Sequence[str] | None = None) -> RewardTable:
     take = [rows[n] for n in names]
     return RewardTable(
         header["space"], tuple(header["candidates"]), tuple(names),
-        np.array([r["rewards"] for r in take], dtype=float),
+        np.array([[np.nan if v is None else v for v in r["rewards"]] for r in take], dtype=float),
         np.array([[np.nan if a is None else a for a in r["ari"]] for r in take], dtype=float),
         np.array([r["features"] for r in take], dtype=float),
         np.array([r["seconds"] for r in take], dtype=float),

@@ -327,15 +327,23 @@ def test_demo_takes_a_stable_baselines3_policy(tmp_path, trained_run, capsys):
 
 def test_the_shipped_policy_is_a_finished_run_trained_on_other_images():
     from ferrogym.agents.demo import DEMO_IMAGES
-    from ferrogym.agents.neighbours import training_images
+    from ferrogym.agents.neighbours import load_policy, training_images
     from ferrogym.agents.policy import load_run, shipped_policy
 
     run = load_run(shipped_policy())
     trained, demo_images = training_images(run), parse_images(DEMO_IMAGES)
     assert all(demo_images.last < images.first for images in trained)
     assert run["algo"] == "neighbours" and run["reward"] == "order" and run["space"] == "descriptors"
-    assert run["timesteps"] == sum(map(len, trained)) * 1330
     assert {images.input(i) for images in trained for i in range(len(images))} == {"image", "positions", "a_positions"}
+    # Every candidate was evaluated where the input could give its descriptor, and only there.
+    _, table = load_policy(shipped_policy())
+    assert run["timesteps"] == table.evaluations == np.isfinite(table.rewards).sum()
+    descriptors = np.array([c["descriptor"] for c in table.candidates])
+    can_give = {"image": {"patch", "displacement", "lattice", "patch+displacement"},
+                "positions": {"displacement", "lattice"}, "a_positions": {"lattice"}}
+    for name, row in zip(table.images, table.rewards):
+        given = can_give[name.rsplit("/", 1)[1] if "/" in name else "image"]
+        assert (np.isfinite(row) == np.isin(descriptors, list(given))).all(), name
 
 
 @pytest.mark.slow

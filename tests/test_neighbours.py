@@ -219,6 +219,39 @@ def test_static_best_is_the_first_guess_for_each_kind_of_input(tmp_path, two_fam
         assert make_strategy(f"policy:{tmp_path}", workflow, 1, 0).ask() == static
 
 
+#: Candidates 0 (displacements), 1 and 2 (lattice): rows 0-1 are A sites alone, which cannot give
+#: candidate 0 (NaN); rows 2-3 have B sites.
+UNDESCRIBED = np.array([[np.nan, 0.2, 0.9], [np.nan, 0.2, 0.9], [0.8, 0.2, 0.1], [0.8, 0.2, 0.1]])
+
+
+def test_means_count_only_the_images_that_could_give_a_candidate():
+    # Candidate 0's mean is 0.8 over the two images with B sites, not 0.4 over all four.
+    assert next_candidate(UNDESCRIBED, [], [], k=4) == 0
+    assert next_candidate(UNDESCRIBED, [], [], k=4, excluded={0}) == 2  # A sites alone: 0.5 > 0.2
+
+
+def test_an_image_that_could_not_give_a_tried_candidate_is_no_neighbour():
+    # After candidate 0 gave 0.8, the A-site rows (NaN there) are not like this image, even with
+    # k = 4: the B-site rows say candidate 1 (0.2) beats candidate 2 (0.1); the A-site rows would
+    # have said candidate 2 (0.9).
+    assert next_candidate(UNDESCRIBED, [0], [0.8], k=4) == 1
+
+
+def test_simulation_skips_what_the_held_out_image_could_not_give_without_a_step():
+    curve = simulate(UNDESCRIBED, np.array([np.nan, 0.3, 0.7]), k=4, budget=3)
+    assert curve.tolist() == [0.7, 0.7, 0.7]  # candidate 0 skipped: the first step is candidate 2
+
+
+def test_collected_rows_hold_no_reward_where_the_input_cannot_give_the_descriptor(tmp_path):
+    from ferrogym.agents.rewardtable import collect
+
+    table = collect([parse_images("synthetic:7400,shape=128x128,family=stripes,input=a_positions")], tmp_path,
+                    progress=False)
+    lattice = np.array([c["descriptor"] == "lattice" for c in table.candidates])
+    assert np.isfinite(table.rewards[0]).tolist() == lattice.tolist()
+    assert table.evaluations == lattice.sum() and json.loads((tmp_path / TABLE).read_text())["rewards"][0] is None
+
+
 def test_a_table_without_input_kinds_is_all_images(tmp_path):
     table = _write_table(tmp_path, REWARDS, coarse_grid(SEARCH_SPACE)[:3], ["synthetic:0", "synthetic:1", "synthetic:2"])
     assert table.inputs == ("image",) * 3 and table.rows_of("positions").tolist() == [0, 1, 2]
