@@ -149,12 +149,12 @@ COMMANDS: dict[str, Fill] = {
         {"--images": f"synthetic:4160-4160,{TINY}", "--budget": "2", "--seeds": "1", "--out": "{tmp}/search"},
         outputs=("search/summary.md", "search/best_random.png", "search/best_bayes-tpe.png"),
     ),
-    "ferrogym benchmark --strategies policy:agents/policies/neighbours --images "
+    "ferrogym benchmark --strategies policy:agents/policies/neighbours,static:best --images "
     '"synthetic:6000-6031,family=any,shape=256x256|384x384|512x512|768x768|1024x1024,twin_shear=0:0.07,'
     'input=positions|a_positions" --budget 20 --seeds 1 --no-oracle --workers 2 --out results/positions-unseen': Fill(
         "benchmark-readme-positions",
         {"--images": POSITIONS_ONLY, "--budget": "2", "--out": "{tmp}/positions"},
-        outputs=("positions/summary.md", "positions/best_policy-neighbours.png"),
+        outputs=("positions/summary.md", "positions/best_policy-neighbours.png", "positions/best_static-best.png"),
     ),
     "ferrogym benchmark --strategies random,bayes-tpe --images "
     '"synthetic:6000-6031,family=any,shape=256x256|384x384|512x512|768x768|1024x1024,twin_shear=0:0.07,'
