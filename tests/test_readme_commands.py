@@ -142,6 +142,22 @@ COMMANDS: dict[str, Fill] = {
         outputs=tuple(f"unseen/{name}" for name in ("summary.md", "best_policy-neighbours.png", "best_static-best.png",
                                                     "best_static-default.png")),
     ),
+    # From "Why not a deep RL agent": the PPO run measured against the policy, and its benchmark.
+    "ferrogym train --algo ppo --env ferrogym/DomainWalls-v1 --timesteps 60000 --n-envs 2 --seed 0 --out runs/ppo-v1 "
+    '--images "synthetic:10000-29999,family=any,shape=256x256|384x384|512x512|768x768|1024x1024" '
+    "--eval-images ''": Fill(
+        "train-readme-ppo",
+        {"--timesteps": "16", "--out": "{tmp}/run", "--images": f"synthetic:10000-10001,{TINY}"},
+        outputs=("run/run.json", "run/model.zip"),
+    ),
+    "ferrogym benchmark --strategies policy:runs/ppo-v1 --images "
+    '"synthetic:4160-4191,family=any,shape=256x256|384x384|512x512|768x768|1024x1024" --budget 20 --seeds 5 '
+    "--no-oracle --workers 2 --out results/ppo-v1-unseen": Fill(
+        "benchmark-readme-ppo",
+        {"runs/ppo-v1": "{policy}", "--images": f"synthetic:4160-4160,{TINY}", "--budget": "2", "--seeds": "1",
+         "--out": "{tmp}/ppo"},
+        outputs=("ppo/summary.md", "ppo/best_policy-run.png"),
+    ),
     "ferrogym benchmark --strategies random,bayes-tpe --images "
     '"synthetic:4160-4191,family=any,shape=256x256|384x384|512x512|768x768|1024x1024" --budget 20 --seeds 10 '
     "--no-oracle --workers 2 --out results/policy-unseen-search": Fill(
