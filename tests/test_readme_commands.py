@@ -526,5 +526,9 @@ def test_fit_shipped_policy_script_fits_and_ships_a_policy(tmp_path):
     assert returncode == 0 and "Traceback" not in output, output[-3000:]
     assert sorted(p.name for p in (tmp_path / "shipped").iterdir()) == ["candidates.json", "run.json", "table.jsonl"]
     run = json.loads((tmp_path / "shipped" / "run.json").read_text())
-    assert run["images"] == [variables["IMAGES"], variables["POSITIONS"]] and run["timesteps"] == 4 * 1330
+    # Every candidate on the three images; on the A sites, only those of the lattice descriptor.
+    lattice = sum(c["descriptor"] == "lattice" for c in json.loads((tmp_path / "shipped" / "candidates.json")
+                                                                   .read_text())["candidates"])
+    assert run["images"] == [variables["IMAGES"], variables["POSITIONS"]]
+    assert run["timesteps"] == 3 * 1330 + lattice and 0 < lattice < 1330
     assert set(run["k"]) == set(run["cross_validation"]) == {"image", "positions"}
