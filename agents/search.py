@@ -5,10 +5,10 @@ Strategies are named as on the command line: ``random``, ``grid``, ``bayes-gp``,
 :mod:`ferrogym.agents.policy` for Stable-Baselines3 agents, :mod:`ferrogym.agents.neighbours`
 for a reward-table policy), or a static baseline in the manner of DACBench, which evaluates one
 configuration whatever the budget: ``static:default`` (the space's default, among the
-descriptors the input can give) and
-``static:best`` (the candidate with the best mean reward over the shipped policy's training
-images of the same kind of input, image or positions, among the descriptors the input can give;
-``static:best:DIR`` over those of the reward-table policy in DIR).
+descriptors the input can give) and ``static:best`` (the candidate with the best mean reward
+over the shipped policy's training images of the same kind of input, image or positions, among
+the descriptors the input can give; ``static:best:DIR`` over those of the reward-table policy in
+DIR).
 """
 
 from __future__ import annotations
