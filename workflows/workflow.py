@@ -168,8 +168,9 @@ class Workflow:
         spent on a descriptor the input lacks can only fail. The whole space where every
         descriptor applies (any image with B sites); an env's action space stays the whole one.
         Raises InputError where no descriptor of the space applies."""
-        has = {part for part, present in (("image", self.image is not None), ("b_sites", self.lattice.has_b_sites))
-               if present}
+        has = {"image"} if self.image is not None else set()
+        if self.lattice.has_b_sites:
+            has.add("b_sites")
         grid = self.space["descriptor"].grid
         usable = tuple(name for name in grid if describable(name, has))
         if not usable:
