@@ -414,3 +414,16 @@ def test_caches_stay_within_their_byte_bounds_and_evicted_stages_come_back_equal
     for config, labels in zip(configs, first):
         np.testing.assert_array_equal(workflow.evaluate(config).atom_labels, labels)
         np.testing.assert_array_equal(again.evaluate(config).atom_labels, labels)
+
+
+def test_the_pixel_size_comes_from_the_call_the_file_or_the_truth(two_families_sample):
+    from ferrogym.workflows.io import ImageData
+
+    sample = two_families_sample
+    assert Workflow.from_sample(sample).pixel_size_pm == sample.truth.pixel_size_pm
+    assert Workflow(sample.image).pixel_size_pm is None
+    calibrated = ImageData(sample.image, 12.5, "film.dm4")
+    assert Workflow(calibrated).pixel_size_pm == 12.5
+    assert Workflow(calibrated, pixel_size_pm=10.0).pixel_size_pm == 10.0
+    with pytest.raises(InputError, match="pixel_size_pm"):
+        Workflow(sample.image, pixel_size_pm=-1.0)

@@ -81,6 +81,8 @@ class Workflow:
     sublattice : (N,) "A"/"B" for ``positions`` given as an array (see
         :func:`~ferrogym.workflows.lattice.lattice_from_positions` for why it matters).
     truth : ground truth of a synthetic image, enabling :attr:`Evaluation.metrics`.
+    pixel_size_pm : the image's sampling in picometres; default: the calibration of an
+        :class:`ImageData`, else the truth's, else None (unknown: lengths stay in pixels).
     reward : registered name, ``"module:function"`` or callable.
     order_parameter : kind of the image's order parameter the rewards judge walls on
         (:data:`~ferrogym.workflows.order.ORDER_KINDS`).
@@ -96,6 +98,7 @@ class Workflow:
         positions: np.ndarray | PositionsData | None = None,
         sublattice: np.ndarray | None = None,
         truth: GroundTruth | None = None,
+        pixel_size_pm: float | None = None,
         reward: str | RewardFn = DEFAULT_REWARD,
         order_parameter: str = "auto",
         space: str | SearchSpace = SEARCH_SPACE,
@@ -106,6 +109,7 @@ class Workflow:
         self.image = _as_image(image)
         self.positions = _as_positions(positions, sublattice)
         self.truth = truth
+        self.pixel_size_pm = _pixel_size(pixel_size_pm, image, truth)
         self.reward_fn = get_reward(reward)
         self.order_parameter = order_parameter
         self.space = get_space(space)
@@ -372,6 +376,16 @@ def _as_image(image) -> np.ndarray | None:
     if isinstance(image, ImageData):
         return image.array
     return validate_image(image)
+
+
+def _pixel_size(given, image, truth) -> float | None:
+    """The pixel size in pm: as given, else the image file's calibration, else the truth's."""
+    for size in (given, getattr(image, "pixel_size_pm", None), getattr(truth, "pixel_size_pm", None)):
+        if size is not None:
+            if not (np.isfinite(size) and size > 0):
+                raise InputError(f"pixel_size_pm = {size!r}: must be a positive number of picometres, or None")
+            return float(size)
+    return None
 
 
 def _as_positions(positions, sublattice) -> PositionsData | None:
