@@ -29,7 +29,7 @@ import numpy as np
 from table import print_table
 
 from ferrogym.workflows import SyntheticParams, generate
-from ferrogym.workflows.atoms import find_columns
+from ferrogym.workflows.detection import find_columns
 from ferrogym.workflows.lattice import neighbour_graph, split_sublattices
 from ferrogym.workflows.metrics import detection_scores, match_positions
 

@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 import pytest
 
-from ferrogym.workflows.atoms import find_columns
+from ferrogym.workflows.detection import find_columns
 from ferrogym.workflows.lattice import (
     MIN_SUBLATTICE_CONTRAST,
     shell_graph,

@@ -1,9 +1,14 @@
-"""Find atom columns in a HAADF-STEM image and refine them to sub-pixel accuracy.
+"""Atom columns: candidates from a filtered image, and Gaussian fits of each, alone or jointly.
 
-The pipeline is: estimate the nearest-column spacing from the image autocorrelation, detect
-candidate columns as maxima of a Laplacian-of-Gaussian filtered image, then fit each column
-with a 2-D Gaussian plus a constant background (a batched Levenberg-Marquardt fit over all
-columns at once). Sublattice assignment and the lattice geometry live in :mod:`.lattice`.
+- :func:`detect_columns`: maxima of a Laplacian-of-Gaussian filtered image at the column
+  spacing, above a share of a typical bright column's response: the bright columns;
+- :func:`refine_columns`: a 2-D Gaussian plus a constant background fitted to each column in a
+  small window, all columns in batched Levenberg-Marquardt solves;
+- :func:`refine_jointly`: every column refitted on the image minus the fitted profiles of all
+  the others (:func:`render_columns`), so that a bright neighbour's tail pulls neither a dim
+  column's position nor its peak, and the window can reach half the way to the neighbours.
+
+The whole search for an image's columns is :func:`~.detection.find_columns`.
 
 Coordinates are (x, y) pixels everywhere in this module's interface; scikit-image's (row, col)
 peaks are converted in :func:`detect_columns`, the only place that sees them.
@@ -11,24 +16,29 @@ peaks are converted in :func:`detect_columns`, the only place that sees them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import ndimage
-from skimage.feature import peak_local_max
 
 from .errors import InputError
+from .periodicity import measure_periodicity
 
-#: Peaks weaker than this share of a typical bright column's LoG response are noise.
+#: Peaks weaker than this share of a typical bright column's LoG response are not candidates.
 RELATIVE_PEAK_THRESHOLD = 0.15
-#: The column spacing is measured on at most this many pixels each way, taken from the image's
-#: centre: a full frame repeats the same lattice, and the cost grows with the area.
-SPACING_CROP = 1024
 #: A column fit whose step is below this (pixels; relative for the amplitude) has converged.
 CONVERGED_PX = 1e-4
 #: Columns fitted in one batch of :func:`refine_columns`: big enough for the batched solves to
 #: run at full speed, small enough that the fit's arrays stay a few tens of MB.
 REFINE_CHUNK = 4096
+#: Fit window radius, in nearest-column spacings: alone (neighbours' tails inside the window
+#: bias the fit, so it stays small) and with the neighbours subtracted (half the way to them).
+ALONE_RADIUS, JOINT_RADIUS = 0.35, 0.7
+JOINT_SIGMAS = 3.0
+#: Rounds of the joint fit: each refits every column on the image minus all the others.
+JOINT_ROUNDS = 3
+#: A column's rendered profile reaches this many median widths (its tail there: 0.2 % of the peak).
+RENDER_SIGMAS = 3.5
 
 
 @dataclass(frozen=True)
@@ -41,79 +51,37 @@ class Columns:
     amplitude : (N,) float array, fitted peak height above the local background.
     sigma : (N,) float array, fitted Gaussian width in pixels.
     spacing : float, nearest-column spacing (pixels) the detection was tuned to.
+    significance : (N,) float array or None, each column's test statistic ``z`` (its peak over
+        the standard error of the peak, :func:`~.completion.site_significance`), measured on
+        the image minus all other columns; None when not tested.
+    empty_sites : (M, 2) float array, sites of the column lattice next to the columns that the
+        test found empty (predicted, no significant column): where columns are missing.
+    two_sublattices : True when the image's periodicity shows two sublattices (a second site in
+        the cell, or a cell with the area of both, :mod:`.periodicity`); None when it cannot
+        tell (brightness then decides, :func:`~.lattice.split_sublattices`).
+    noise_inflation : how much the image's correlated noise widened the tests' standard errors
+        (:func:`~.completion.noise_inflation`; 1 for independent pixels).
     """
 
     xy: np.ndarray
     amplitude: np.ndarray
     sigma: np.ndarray
     spacing: float
+    significance: np.ndarray | None = None
+    empty_sites: np.ndarray = field(default_factory=lambda: np.empty((0, 2)))
+    two_sublattices: bool | None = None
+    noise_inflation: float = 1.0
 
-
-def find_columns(image: np.ndarray) -> Columns:
-    """Detect and refine every atom column in ``image`` (a validated 2-D float array)."""
-    spacing = estimate_column_spacing(image)
-    candidates = detect_columns(image, spacing)
-    if len(candidates) < 4:
-        raise InputError(
-            f"found only {len(candidates)} atom columns in the image (column spacing estimated as "
-            f"{spacing:.1f} px); check that it is an atomically resolved image with bright columns "
-            "on a dark background (invert it if the contrast is reversed)"
-        )
-    columns = refine_columns(image, candidates, spacing)
-    return _within_image(columns, image.shape)
-
-
-def _within_image(columns: Columns, shape: tuple[int, int]) -> Columns:
-    """Keep columns centred within the pixel-centre extent [0, size - 1] of the image.
-
-    Candidates on the border are often columns just outside it, whose tails peak at the edge.
-    """
-    rows, cols = shape
-    x, y = columns.xy.T
-    keep = (x >= 0) & (x <= cols - 1) & (y >= 0) & (y <= rows - 1)
-    return Columns(columns.xy[keep], columns.amplitude[keep], columns.sigma[keep], columns.spacing)
+    def subset(self, keep: np.ndarray) -> Columns:
+        """These columns where ``keep`` (a mask or indices) holds; the rest unchanged."""
+        significance = None if self.significance is None else self.significance[keep]
+        return replace(self, xy=self.xy[keep], amplitude=self.amplitude[keep], sigma=self.sigma[keep],
+                       significance=significance)
 
 
 def estimate_column_spacing(image: np.ndarray) -> float:
-    """Distance (px) between nearest columns, from the nearest strong autocorrelation peak.
-
-    The autocorrelation averages over the central :data:`SPACING_CROP` pixels each way (a
-    1024 x 1024 crop holds tens of cells even at 30 px per cell), so it is robust to noise; slow
-    background variations are removed first so that they do not dominate it.
-    """
-    image = _central_crop(image, SPACING_CROP)
-    rows, cols = image.shape
-    # Zero-padded (no wrap), with a Gaussian high-pass of width min(rows, cols) / 8 applied in
-    # Fourier space, where it costs nothing next to the transform itself.
-    spectrum = np.fft.rfft2(image - image.mean(), s=(2 * rows, 2 * cols))
-    sigma = min(rows, cols) / 8
-    k_rows, k_cols = np.fft.fftfreq(2 * rows)[:, None], np.fft.rfftfreq(2 * cols)[None, :]
-    spectrum *= 1 - np.exp(-2 * (np.pi * sigma) ** 2 * (k_rows**2 + k_cols**2))
-    power = np.abs(spectrum) ** 2
-    autocorr = np.fft.fftshift(np.fft.irfft2(power, s=(2 * rows, 2 * cols)))
-    centre = np.array(autocorr.shape) // 2
-    reach = min(rows, cols) // 3
-    window = autocorr[
-        centre[0] - reach : centre[0] + reach + 1, centre[1] - reach : centre[1] + reach + 1
-    ]
-    peaks = peak_local_max(window, min_distance=2, exclude_border=True)
-    lags = np.hypot(*(peaks - reach).T)
-    heights = window[tuple(peaks.T)]
-    keep = lags >= 3
-    lags, heights = lags[keep], heights[keep]
-    strong = heights >= 0.25 * heights.max() if heights.size else np.array([], bool)
-    if not strong.any():
-        raise InputError(
-            "no periodic lattice found in the image autocorrelation; ferrogym needs an atomically "
-            "resolved image with at least three unit cells across"
-        )
-    return float(lags[strong].min())
-
-
-def _central_crop(image: np.ndarray, size: int) -> np.ndarray:
-    rows, cols = image.shape
-    top, left = max(0, (rows - size) // 2), max(0, (cols - size) // 2)
-    return image[top : top + size, left : left + size]
+    """Distance (px) between nearest columns of the image's column lattice (:mod:`.periodicity`)."""
+    return measure_periodicity(image).column_spacing
 
 
 def detect_columns(image: np.ndarray, spacing: float) -> np.ndarray:
@@ -149,32 +117,80 @@ def local_maxima(image: np.ndarray, min_distance: int) -> np.ndarray:
 
 
 def refine_columns(image: np.ndarray, xy: np.ndarray, spacing: float, iterations: int = 12) -> Columns:
-    """Fit a 2-D Gaussian plus constant to each column, columns in batched solves.
+    """Fit a 2-D Gaussian plus constant to each column alone, columns in batched solves.
 
-    The fit window has radius 0.35 x spacing, so neighbouring columns hardly reach it. Pixels
-    outside the image get zero weight, which keeps columns on the border. A column whose
-    position and width move less than :data:`CONVERGED_PX` (and its amplitude less than that
-    share) in one step has converged and is not iterated further. A fit that wanders
-    off (moves more than a third of the spacing or yields a non-physical width) falls back to
-    the intensity-weighted centre of mass.
+    The fit window has radius :data:`ALONE_RADIUS` x spacing, so neighbouring columns hardly
+    reach it. Pixels outside the image get zero weight, which keeps columns on the border. A
+    column whose position and width move less than :data:`CONVERGED_PX` (and its amplitude
+    less than that share) in one step has converged and is not iterated further. A fit that
+    wanders off (moves more than a third of the spacing or yields a non-physical width) falls
+    back to the intensity-weighted centre of mass.
 
     Each column's fit is independent of the others, so they are solved :data:`REFINE_CHUNK` at
     a time, with the same result as one batch: the fit's arrays are a few dozen numbers per
     window pixel and column (all columns at once peaked at 440 MB on a 2048 x 2048 frame and
     grew with the area).
     """
-    radius = max(2, int(round(0.35 * spacing)))
+    xy, amplitude, sigma, _ = fit_columns(image, xy, spacing, iterations=iterations)
+    return Columns(xy, amplitude, sigma, spacing)
+
+
+def refine_jointly(image: np.ndarray, columns: Columns, rounds: int = JOINT_ROUNDS) -> Columns:
+    """Refit every column on the image minus the fitted profiles of all the others.
+
+    Each round renders every column's current fit (:func:`render_columns`), and fits each
+    column, in a window of :data:`JOINT_RADIUS` x spacing, to the image minus that model plus
+    its own profile: the neighbours' cores are gone from its window, what remains of their
+    tails is the fit's background. A fit that fails keeps the column's previous parameters; a
+    column whose fit moves its centre out of the image's pixel-centre extent is dropped (a
+    column just outside the image whose tail was taken for one inside).
+    """
+    for _ in range(rounds):
+        residual = image - render_columns(image.shape, columns)
+        xy, amplitude, sigma, failed = fit_columns(residual, columns.xy, columns.spacing, joint_radius(columns),
+                                                   own=(columns.amplitude, columns.sigma))
+        xy[failed], amplitude[failed], sigma[failed] = columns.xy[failed], columns.amplitude[failed], columns.sigma[failed]
+        columns = replace(columns, xy=xy, amplitude=amplitude, sigma=sigma).subset(inside_image(xy, image.shape))
+    return columns
+
+
+def inside_image(xy: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Which points lie within the pixel-centre extent [0, cols - 1] x [0, rows - 1]."""
+    rows, cols = shape
+    return (xy[:, 0] >= 0) & (xy[:, 0] <= cols - 1) & (xy[:, 1] >= 0) & (xy[:, 1] <= rows - 1)
+
+
+def joint_radius(columns: Columns) -> float:
+    """Radius of a joint fit's window, in column spacings: :data:`JOINT_SIGMAS` median column
+    widths, which hold the column's own profile, within :data:`JOINT_RADIUS` (its neighbours
+    are subtracted, so the window may pass the midpoint to them, not reach their cores)."""
+    return float(np.clip(JOINT_SIGMAS * np.median(columns.sigma) / columns.spacing, ALONE_RADIUS, JOINT_RADIUS))
+
+
+def fit_columns(image: np.ndarray, xy: np.ndarray, spacing: float, radius_spacings: float = ALONE_RADIUS, *,
+                own: tuple[np.ndarray, np.ndarray] | None = None, iterations: int = 12):
+    """(xy, amplitude, sigma, failed) of Gaussian-plus-constant fits at ``xy``, in chunks.
+
+    ``own``: (amplitude, sigma) of each column's current fit at ``xy``, added back to its
+    window before the fit (``image`` is then a residual with every column subtracted), and the
+    fit starts from it; otherwise it starts from the window's centre of mass.
+    """
+    radius = _radius(spacing, radius_spacings)
     padded = np.pad(image, radius + 1, mode="constant")
-    parts = [_refine_chunk(padded, image.shape, xy[start : start + REFINE_CHUNK], radius, spacing, iterations)
-             for start in range(0, len(xy), REFINE_CHUNK)]
-    if not parts:
-        parts = [_refine_chunk(padded, image.shape, xy, radius, spacing, iterations)]
-    return Columns(xy=np.concatenate([p[0] for p in parts]), amplitude=np.concatenate([p[1] for p in parts]),
-                   sigma=np.concatenate([p[2] for p in parts]), spacing=spacing)
+    chunks = range(0, len(xy), REFINE_CHUNK) if len(xy) else [0]
+    parts = [_fit_chunk(padded, image.shape, xy[start : start + REFINE_CHUNK], radius, spacing, iterations,
+                        None if own is None else tuple(o[start : start + REFINE_CHUNK] for o in own))
+             for start in chunks]
+    return tuple(np.concatenate([p[k] for p in parts]) for k in range(4))
 
 
-def _refine_chunk(padded, shape, xy, radius, spacing, iterations):
-    """(xy, amplitude, sigma) of the columns ``xy``: :func:`refine_columns` on one batch."""
+def _radius(spacing: float, radius_spacings: float) -> int:
+    """A fit window's radius in whole pixels (at least 2)."""
+    return max(2, int(round(radius_spacings * spacing)))
+
+
+def _fit_chunk(padded, shape, xy, radius, spacing, iterations, own):
+    """(xy, amplitude, sigma, failed) of the columns ``xy``: :func:`fit_columns` on one batch."""
     offsets = np.arange(-radius, radius + 1)
     dx, dy = np.meshgrid(offsets, offsets)  # window pixel offsets, (y, x) grid
     origin = np.rint(xy).astype(int)
@@ -187,8 +203,16 @@ def _refine_chunk(padded, shape, xy, radius, spacing, iterations):
     px = (origin[:, 0, None, None] + dx).astype(float)
     py = (origin[:, 1, None, None] + dy).astype(float)
 
-    start = _centre_of_mass(values, weights, px, py)
-    params = _initial_parameters(values, weights, start, spacing)
+    if own is None:
+        start = _centre_of_mass(values, weights, px, py)
+        params = _initial_parameters(values, weights, start, spacing)
+    else:
+        amplitude, sigma = own
+        r2 = (px - xy[:, 0, None, None]) ** 2 + (py - xy[:, 1, None, None]) ** 2
+        values = values + amplitude[:, None, None] * np.exp(-r2 / (2 * sigma[:, None, None] ** 2)) * weights
+        start = xy.astype(float)
+        background = np.percentile(values.reshape(len(xy), -1), 10, axis=1)
+        params = np.column_stack([amplitude, start, sigma, background])
     active = np.ones(len(params), dtype=bool)  # columns still moving; converged ones stop
     for _ in range(iterations):
         step = _levenberg_marquardt_step(params[active], values[active], weights[active], px[active], py[active],
@@ -210,7 +234,26 @@ def _refine_chunk(padded, shape, xy, radius, spacing, iterations):
     )
     params[failed, 1:3] = start[failed]
     amplitude = np.where(failed, values.max(axis=(1, 2)) - np.median(values, axis=(1, 2)), params[:, 0])
-    return params[:, 1:3].copy(), amplitude, params[:, 3].copy()
+    return params[:, 1:3].copy(), amplitude, params[:, 3].copy(), failed
+
+
+def render_columns(shape: tuple[int, int], columns: Columns) -> np.ndarray:
+    """The columns' fitted Gaussians summed on the pixel grid: the model whose subtraction leaves
+    a column's neighbours out of its fit and its test. Each is drawn out to
+    :data:`RENDER_SIGMAS` times the columns' median width (a wider fit is cut there)."""
+    rows, cols = shape
+    reach = int(np.ceil(RENDER_SIGMAS * np.median(columns.sigma))) if len(columns.xy) else 0
+    offsets = np.arange(-reach, reach + 1)
+    origin = np.rint(columns.xy).astype(int)
+    px = origin[:, 0, None] + offsets  # (N, w)
+    py = origin[:, 1, None] + offsets
+    two_s2 = 2 * columns.sigma[:, None] ** 2
+    gx = np.exp(-((px - columns.xy[:, 0, None]) ** 2) / two_s2)
+    gy = columns.amplitude[:, None] * np.exp(-((py - columns.xy[:, 1, None]) ** 2) / two_s2)
+    values = gy[:, :, None] * gx[:, None, :]
+    inside = ((py >= 0) & (py < rows))[:, :, None] & ((px >= 0) & (px < cols))[:, None, :]
+    index = py[:, :, None] * cols + px[:, None, :]
+    return np.bincount(index[inside], weights=values[inside], minlength=rows * cols).reshape(rows, cols)
 
 
 def _centre_of_mass(values, weights, px, py):

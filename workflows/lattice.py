@@ -105,7 +105,7 @@ class AtomLattice:
 
 def lattice_from_columns(columns: Columns) -> AtomLattice:
     """Split refined image columns into A and B by geometry and brightness, then measure."""
-    sublattice = split_sublattices(columns.xy, columns.amplitude, columns.spacing)
+    sublattice = split_sublattices(columns.xy, columns.amplitude, columns.spacing, columns.two_sublattices)
     return build_lattice(columns.xy, sublattice, columns.amplitude)
 
 
@@ -122,7 +122,8 @@ def lattice_from_positions(xy: np.ndarray, sublattice: np.ndarray | None = None)
     return build_lattice(xy, np.asarray(sublattice, dtype="<U1"), np.full(len(xy), np.nan))
 
 
-def split_sublattices(xy: np.ndarray, amplitude: np.ndarray, spacing: float) -> np.ndarray:
+def split_sublattices(xy: np.ndarray, amplitude: np.ndarray, spacing: float,
+                      two_sublattices: bool | None = None) -> np.ndarray:
     """Label columns "A"/"B": which sublattice from the lattice, which one is A from brightness.
 
     1. The lattice gives the two sublattices (:func:`colour_sublattices`): nearest columns are
@@ -143,7 +144,9 @@ def split_sublattices(xy: np.ndarray, amplitude: np.ndarray, spacing: float) -> 
        distances, reaches :data:`MIN_SUBLATTICE_CONTRAST` on less than :data:`VISIBLE_SHARE`
        of the columns, only one sublattice is visible and every column is "A". The windows are
        local so that a layer with the flipped order does not cancel the contrast of the other,
-       and a layer whose A and B look alike takes its colours from the lattice.
+       and a layer whose A and B look alike takes its colours from the lattice. With
+       ``two_sublattices`` (the image's periodicity shows two, :mod:`.periodicity`) the colours
+       are two sublattices however alike they look, and the slightest contrast names them.
 
     Columns outside any patch (no neighbour in the two shells) take the class whose nearby
     log amplitudes theirs is closer to.
@@ -164,7 +167,7 @@ def split_sublattices(xy: np.ndarray, amplitude: np.ndarray, spacing: float) -> 
         -MAX_LOG_CONTRAST,
         MAX_LOG_CONTRAST,
     )  # a failed fit's near-zero amplitude must not outweigh its window
-    if not _sublattices_visible(xy, contrast, patch, scale):
+    if not two_sublattices and not _sublattices_visible(xy, contrast, patch, scale):
         return np.full(n, "A")
     vote = np.bincount(patch, weights=np.nan_to_num(contrast))
     is_a = colour * np.sign(vote[patch]) > 0
@@ -179,18 +182,20 @@ def split_sublattices(xy: np.ndarray, amplitude: np.ndarray, spacing: float) -> 
 def shell_graph(xy: np.ndarray, spacing: float):
     """Signed sparse graph of the two nearest shells (-1: nearest, +1: next) and the local scale.
 
-    The local scale of each column is the median of its distances to nearest-shell columns
-    (within SHELL_CUT of the global nearest distance), then the median of that over the column
-    and its eight nearest columns, so that strain gradients and off-centred columns do not
-    move links between shells. Pairs closer than half the scale (duplicates) are not linked.
+    The global scale is the median of all distances to the eight nearest columns between half
+    and SHELL_CUT times ``spacing``: every nearest-shell bond counts, so off-centred columns,
+    whose shortest bond is shorter than the lattice's, do not shrink it. The local scale of
+    each column is the median of its distances to nearest-shell columns (within SHELL_CUT of
+    the global scale), then the median of that over the column and its eight nearest columns,
+    so that strain gradients and off-centred columns do not move links between shells. Pairs
+    closer than half the scale (duplicates) are not linked.
     """
     n = len(xy)
     tree = cKDTree(xy)
     k = min(9, n)
     distance, index = tree.query(xy, k=k)
     distance, index = distance[:, 1:], index[:, 1:]
-    nearest = distance[:, 0]
-    plausible = nearest[(nearest > 0.5 * spacing) & (nearest < 1.5 * spacing)]
+    plausible = distance[(distance > 0.5 * spacing) & (distance < SHELL_CUT * spacing)]
     global_scale = float(np.median(plausible)) if len(plausible) else float(spacing)
     in_shell = (distance > 0.5 * global_scale) & (distance < SHELL_CUT * global_scale)
     own = np.full(n, global_scale)  # a column without nearest-shell neighbours: the global one

@@ -21,9 +21,11 @@ from typing import Any
 import numpy as np
 from cachetools import LRUCache
 
-from .atoms import find_columns
+from .atoms import Columns
+from .census import Census, take_census
 from .clustering import DegenerateClustering, cluster, reduce
 from .descriptors import NEEDS, DescriptorUnavailable, Features, compute_descriptor, describable, window_pixels
+from .detection import find_columns
 from .errors import InputError
 from .io import ImageData, PositionsData, load_image, load_positions, validate_image, validate_positions
 from .lattice import AtomLattice, lattice_from_columns, lattice_from_positions
@@ -146,6 +148,20 @@ class Workflow:
         return copy
 
     @cached_property
+    def columns(self) -> Columns | None:
+        """The image's atom columns as found (:func:`~.detection.find_columns`), once; None for
+        positions, whose columns were found elsewhere."""
+        return None if self.positions is not None else find_columns(self.image, self.pixel_size_pm)
+
+    @cached_property
+    def census(self) -> Census | None:
+        """How many A and B columns were found, and where B sites are empty (:mod:`.census`);
+        None for positions."""
+        if self.columns is None:
+            return None
+        return take_census(self.lattice, self.columns, self.image.shape)
+
+    @cached_property
     def lattice(self) -> AtomLattice:
         """Atoms with sublattices and lattice geometry, measured once."""
         if self.positions is not None:
@@ -153,7 +169,7 @@ class Workflow:
             extent = np.ptp(self.positions.xy, axis=0)
             what = "the positions span"
         else:
-            lattice = lattice_from_columns(find_columns(self.image))
+            lattice = lattice_from_columns(self.columns)
             extent = np.array(self.image.shape[::-1]) - 1
             what = "the image spans"
         cells = extent / lattice.lattice_constant_px

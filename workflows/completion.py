@@ -1,0 +1,235 @@
+"""The second sublattice from the lattice: predict every column site, then test each one.
+
+Bright columns are easy to find; the dim B columns of a real perovskite (Fe and Ti peaks are
+0.1-0.25 of Bi and Pb by Z-contrast) drown in one brightness threshold for the whole image.
+The lattice says where they must be: the image's autocorrelation
+(:mod:`.periodicity`) gives the *column lattice*, on which every cation column sits, and
+each column found predicts its neighbours on it. The predictions of one site from its
+neighbours are averaged, so a B site predicted by its four A neighbours sits at the centre of
+its cage whatever the strain. Then each predicted site is tested on its own:
+
+**The test.** On the image minus the fitted profiles of every column already found (so that
+the tails of bright neighbours do not count), a least-squares fit in a disk around the
+predicted position of ``amplitude x profile + background plane`` (the profile a Gaussian of
+the columns' median width, fixed at the predicted position). Its statistic is the fitted
+amplitude over its standard error, ``z``, from the residual variance of that fit, so the
+noise is measured where the column is (shot noise grows with the signal). A site holds a
+column when its ``z`` passes the Benjamini-Hochberg procedure over all sites tested in the
+round at a false discovery rate of :data:`FALSE_DISCOVERY_RATE` (one-sided normal p-values):
+about that share of the columns added are noise, whatever the B/A ratio, the dose or the
+number of sites. No brightness threshold is involved, so a B/A ratio of 0.05 or of 1.5, and a
+layer where the order flips, are treated alike.
+
+Accepted sites are fitted (position, width, amplitude) and predict their own neighbours in the
+next round, so the lattice grows from wherever columns were found into regions where none were,
+up to the border: a column half a cell inside the image is predicted from its inner
+neighbours, where midpoints between pairs would lose the outer row. Sites still empty at the
+end are :attr:`~.atoms.Columns.empty_sites`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+from scipy import ndimage, signal
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
+from scipy.stats import norm
+
+from .atoms import Columns, fit_columns, inside_image, joint_radius, refine_jointly, render_columns
+from .periodicity import Periodicity
+
+#: Expected share of false columns among the predicted sites that the test accepts.
+FALSE_DISCOVERY_RATE = 0.01
+#: Predictions closer than this share of the column spacing are one site; a site this close to
+#: a column found is that column.
+SAME_SITE = 0.3
+#: Radius of the test's disk, in column spacings: half the way to the nearest neighbour site.
+TEST_RADIUS = 0.4
+#: Rounds of prediction at most; each grows the columns found by one step of the lattice.
+MAX_ROUNDS = 6
+
+
+def complete_columns(image: np.ndarray, columns: Columns, periodicity: Periodicity) -> Columns:
+    """The columns found plus every predicted site that holds one, all fitted jointly.
+
+    Rounds of :func:`predict_sites` and :func:`site_significance` on the image minus the
+    columns' fitted profiles: the sites the Benjamini-Hochberg procedure accepts join the
+    columns (fitted on that residual from the test's peak and the columns' median width), and
+    predict their own neighbours in the next round. Then every column is fitted jointly
+    (:func:`~.atoms.refine_jointly`), and every column, found or predicted, is tested where it
+    was fitted, against the image minus all the others, its ``z`` divided by the noise's
+    correlation (:func:`noise_inflation`, measured on that residual, where every column is
+    accounted for: a filtered image's noise peaks are as wide as columns and would pass a
+    test that assumes independent pixels). The columns that fail the same procedure are
+    dropped (noise peaks among the candidates) and join the sites found empty in the last round.
+    """
+    cell = periodicity.column_cell
+    radius = TEST_RADIUS * periodicity.column_spacing
+    columns = replace(columns, spacing=periodicity.column_spacing, two_sublattices=periodicity.two_sublattices)
+    empty = np.empty((0, 2))
+    for _ in range(MAX_ROUNDS):
+        sites = predict_sites(columns.xy, cell, image.shape)
+        residual = image - render_columns(image.shape, columns)
+        sigma = float(np.median(columns.sigma))
+        amplitude, z = site_significance(residual, sites, sigma, radius)
+        found = accepted(z)
+        empty = sites[~found]
+        if not found.any():
+            break
+        columns = _joined(columns, residual, sites[found], amplitude[found], sigma)
+    columns = refine_jointly(image, columns)
+    residual = image - render_columns(image.shape, columns)
+    sigma = float(np.median(columns.sigma))
+    inflation = noise_inflation(residual, sigma, radius)
+    z = site_significance(residual, columns.xy, sigma, radius, own=(columns.amplitude, columns.sigma))[1] / inflation
+    keep = accepted(z)
+    columns = replace(columns, significance=z, empty_sites=np.vstack([empty, columns.xy[~keep]]),
+                      noise_inflation=inflation)
+    return columns.subset(keep)
+
+
+def _joined(columns: Columns, residual: np.ndarray, xy: np.ndarray, amplitude: np.ndarray, sigma: float) -> Columns:
+    """``columns`` and new ones at ``xy``, these fitted on ``residual`` (the image minus
+    ``columns``) from the test's amplitude and ``sigma``; a failed fit keeps those values, a
+    fit whose centre leaves the image drops the column."""
+    start = (amplitude, np.full(len(xy), sigma))
+    fitted_xy, fitted_amplitude, fitted_sigma, failed = fit_columns(residual, xy, columns.spacing, joint_radius(columns),
+                                                                    own=start)
+    fitted_xy[failed], fitted_amplitude[failed], fitted_sigma[failed] = xy[failed], start[0][failed], start[1][failed]
+    inside = inside_image(fitted_xy, residual.shape)
+    return replace(columns, xy=np.vstack([columns.xy, fitted_xy[inside]]),
+                   amplitude=np.concatenate([columns.amplitude, fitted_amplitude[inside]]),
+                   sigma=np.concatenate([columns.sigma, fitted_sigma[inside]]))
+
+
+def noise_inflation(residual: np.ndarray, sigma: float, radius: float) -> float:
+    """How many times the test's standard error grows because the noise of ``residual`` is
+    correlated between pixels (at least 1).
+
+    The test's amplitude is a weighted sum of the disk's pixels, ``a = w . v``; its variance is
+    ``sum_ij w_i w_j C(p_i - p_j)`` for noise of covariance C, against ``sum_i w_i^2 C(0)``
+    for independent pixels. C is the autocorrelation of the residual after a high-pass of the
+    disk's radius (the test fits a plane per disk, so slower variations do not count); what
+    remains is noise and whatever the column model misses, both of which the test must not
+    mistake for a column. Shot noise alone gives 1; a smoothed image (many detectors and
+    drift-corrected series) 2-3.
+    """
+    highpass = residual - ndimage.gaussian_filter(residual, radius)
+    highpass -= highpass.mean()
+    weights = _amplitude_weights(sigma, radius)
+    reach = weights.shape[0] // 2
+    lags = 2 * reach  # the weights' autocorrelation reaches twice their radius
+    spectrum = np.fft.rfft2(highpass, s=(highpass.shape[0] + lags, highpass.shape[1] + lags))
+    covariance = np.fft.irfft2(np.abs(spectrum) ** 2, s=(highpass.shape[0] + lags, highpass.shape[1] + lags))
+    covariance = np.roll(covariance, (lags, lags), axis=(0, 1))[: 2 * lags + 1, : 2 * lags + 1]
+    pairs = signal.correlate(weights, weights, mode="full")  # sum over i of w_i w_(i + lag)
+    white = pairs[lags, lags] * covariance[lags, lags]
+    return float(np.sqrt(max((pairs * covariance).sum() / white, 1.0))) if white > 0 else 1.0
+
+
+def _amplitude_weights(sigma: float, radius: float) -> np.ndarray:
+    """The weights of the pixels of a whole disk in the test's amplitude (:func:`site_significance`
+    at a pixel centre), as a square array (zero outside the disk)."""
+    reach = int(np.ceil(radius))
+    offsets = np.arange(-reach, reach + 1)
+    dx, dy = np.meshgrid(offsets, offsets)
+    disk = dx**2 + dy**2 <= radius**2
+    design = np.stack([np.exp(-(dx**2 + dy**2) / (2 * sigma**2)), np.ones(dx.shape), dx, dy], axis=-1)[disk]
+    weights = np.zeros(dx.shape)
+    weights[disk] = np.linalg.solve(design.T @ design, design.T)[0]
+    return weights
+
+
+def lattice_neighbour_steps(column_cell: np.ndarray) -> np.ndarray:
+    """(8, 2) steps (x, y) px from a column to its neighbours on the column lattice: along both
+    cell vectors and both diagonals, each way."""
+    u, v = column_cell
+    return np.array([u, -u, v, -v, u + v, -u - v, u - v, v - u])
+
+
+def predict_sites(xy: np.ndarray, column_cell: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Sites (x, y) on the column lattice next to the columns ``xy`` where none of them is.
+
+    Each column predicts its eight lattice neighbours; predictions of one site (within
+    :data:`SAME_SITE` column spacings of each other) are averaged. Sites outside the image's
+    pixel-centre extent [0, cols - 1] x [0, rows - 1] are left out.
+    """
+    spacing = float(np.hypot(*column_cell[0]))
+    predictions = (xy[:, None, :] + lattice_neighbour_steps(column_cell)[None]).reshape(-1, 2)
+    rows, cols = shape
+    inside = (predictions[:, 0] >= 0) & (predictions[:, 0] <= cols - 1) & (predictions[:, 1] >= 0) & (
+        predictions[:, 1] <= rows - 1)
+    predictions = predictions[inside]
+    if len(xy):
+        taken = cKDTree(xy).query(predictions, distance_upper_bound=SAME_SITE * spacing)[0] < np.inf
+        predictions = predictions[~taken]
+    if len(predictions) == 0:
+        return np.empty((0, 2))
+    pairs = cKDTree(predictions).query_pairs(SAME_SITE * spacing, output_type="ndarray")
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(predictions),) * 2)
+    _, site = connected_components(graph, directed=False)
+    counts = np.bincount(site)
+    return np.column_stack([np.bincount(site, weights=predictions[:, k]) / counts for k in range(2)])
+
+
+def site_significance(residual: np.ndarray, xy: np.ndarray, sigma: float, radius: float, *,
+                      own: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(amplitude, z) of a column of width ``sigma`` at each site ``xy`` of ``residual``.
+
+    Least squares in the disk of ``radius`` px around each site (pixels outside the image left
+    out) of ``amplitude x exp(-r^2 / 2 sigma^2) + b0 + b1 dx + b2 dy``, the position held;
+    ``z`` = amplitude / its standard error, the residual variance estimated from the same disk.
+    ``own``: (amplitude, sigma) of a column fitted at each site and subtracted in ``residual``,
+    added back first, so that a column is tested against the image minus the others only. A
+    site whose disk has too few pixels to estimate it gets z = 0.
+    """
+    if len(xy) == 0:
+        return np.zeros(0), np.zeros(0)
+    rows, cols = residual.shape
+    reach = int(np.ceil(radius))
+    offsets = np.arange(-reach, reach + 1)
+    dx, dy = np.meshgrid(offsets, offsets)
+    origin = np.rint(xy).astype(int)
+    px = origin[:, 0, None, None] + dx
+    py = origin[:, 1, None, None] + dy
+    ddx, ddy = px - xy[:, 0, None, None], py - xy[:, 1, None, None]
+    weight = ((ddx**2 + ddy**2 <= radius**2) & (px >= 0) & (px < cols) & (py >= 0) & (py < rows)).astype(float)
+    values = residual[np.clip(py, 0, rows - 1), np.clip(px, 0, cols - 1)]
+    if own is not None:
+        values = values + own[0][:, None, None] * np.exp(-(ddx**2 + ddy**2) / (2 * own[1][:, None, None] ** 2))
+    values = values * weight
+    n = len(xy)
+    design = np.stack([np.exp(-(ddx**2 + ddy**2) / (2 * sigma**2)), np.ones_like(ddx, dtype=float), ddx, ddy], axis=1)
+    design = (design * weight[:, None]).reshape(n, 4, -1)
+    normal = design @ design.transpose(0, 2, 1)
+    moments = (design @ values.reshape(n, -1, 1))[..., 0]
+    pixels = weight.reshape(n, -1).sum(axis=1)
+    solvable = (pixels > 8) & (np.linalg.det(normal) > 0)
+    amplitude, z = np.zeros(n), np.zeros(n)
+    if solvable.any():
+        inverse = np.linalg.inv(normal[solvable])
+        coefficients = (inverse @ moments[solvable][..., None])[..., 0]
+        fitted = (design[solvable].transpose(0, 2, 1) @ coefficients[..., None])[..., 0]
+        rss = ((values.reshape(n, -1)[solvable] - fitted) ** 2).sum(axis=1)
+        variance = rss / (pixels[solvable] - 4)
+        error = np.sqrt(np.maximum(variance * inverse[:, 0, 0], 1e-300))
+        amplitude[solvable] = coefficients[:, 0]
+        z[solvable] = coefficients[:, 0] / error
+    return amplitude, z
+
+
+def accepted(z: np.ndarray, rate: float = FALSE_DISCOVERY_RATE) -> np.ndarray:
+    """Which tests pass the Benjamini-Hochberg procedure at false discovery rate ``rate`` (one-sided
+    normal p-values of ``z``)."""
+    if len(z) == 0:
+        return np.zeros(0, dtype=bool)
+    p = norm.sf(z)
+    order = np.argsort(p)
+    passing = p[order] <= rate * np.arange(1, len(p) + 1) / len(p)
+    keep = np.zeros(len(z), dtype=bool)
+    if passing.any():
+        keep[order[: np.flatnonzero(passing).max() + 1]] = True
+    return keep
