@@ -14,6 +14,7 @@ from ferrogym.workflows.synthetic import (
     GroundTruth,
     SyntheticParams,
     SyntheticSample,
+    family_fields,
     generate,
     sample_params,
 )
@@ -519,6 +520,43 @@ def test_sample_params_respects_fixed_fields_and_leaves_the_rest_unchanged():
     assert fixed.domains == "needle" and fixed.dose is None and fixed.shape == (200, 240)
     assert fixed.read_noise == 0.0
     assert fixed.period_cells == free.period_cells and fixed.pixel_size_pm == free.pixel_size_pm
+
+
+def test_sample_params_draws_z_contrast_from_bi_fe_to_sr_ru():
+    rng = np.random.default_rng(1)
+    drawn = [sample_params(rng, shape=(128, 128)) for _ in range(2000)]
+    own = np.array([1 / p.ab_ratio for p in drawn])  # B/A of the columns' own scattering
+    rendered = np.array([1 / p.rendered_ab_ratio for p in drawn])
+    assert own.min() >= 0.1 and own.max() <= 1.5 and own.min() < 0.102 and own.max() > 1.45
+    # log-uniform: half of the draws below the geometric middle, sqrt(0.1 * 1.5)
+    assert np.mean(own < np.sqrt(0.15)) == pytest.approx(0.5, abs=0.04)
+    assert rendered.min() >= 0.1 and rendered.max() <= 1.5 and rendered.min() < 0.12
+    skirt = np.array([p.skirt_fraction for p in drawn])
+    skirt_sigma = np.array([p.skirt_sigma_pm for p in drawn])
+    crosstalk = np.array([p.crosstalk for p in drawn])
+    assert 0.15 <= skirt.min() < 0.16 and 0.44 < skirt.max() <= 0.45
+    assert 70 <= skirt_sigma.min() < 72 and 128 < skirt_sigma.max() <= 130
+    assert 0 <= crosstalk.min() < 0.001 and 0.029 < crosstalk.max() <= 0.03
+
+
+def test_phase_boundaries_draw_substrates_from_srtio3_to_srruo3():
+    drawn = [family_fields("phase_boundary", np.random.default_rng(seed)) for seed in range(2000)]
+    own = np.array([1 / fields["substrate_ab_ratio"] for fields in drawn])
+    assert own.min() >= 0.4 and own.max() <= 1.5 and own.min() < 0.41 and own.max() > 1.45
+    assert np.mean(own > 1) == pytest.approx(np.log(1.5) / np.log(1.5 / 0.4), abs=0.03)  # brightness flips
+
+
+def test_fixing_any_drawn_field_leaves_every_other_draw_unchanged():
+    free = sample_params(np.random.default_rng(11))
+    other = sample_params(np.random.default_rng(12))
+    names = [f.name for f in dataclasses.fields(SyntheticParams)]
+    drawn_names = [name for name in names if getattr(free, name) != getattr(other, name)]
+    assert {"ab_ratio", "skirt_fraction", "skirt_sigma_pm", "crosstalk", "dose", "domains"} <= set(drawn_names)
+    for name in drawn_names:
+        fixed = sample_params(np.random.default_rng(11), **{name: getattr(other, name)})
+        for unchanged in names:
+            if unchanged != name:
+                assert getattr(fixed, unchanged) == getattr(free, unchanged), (name, unchanged)
 
 
 def test_sample_params_rejects_unknown_fields_naming_valid_ones():

@@ -1005,6 +1005,11 @@ def _draw_wall_angle(rng: np.random.Generator, lattice_rotation_deg: float) -> f
     return float(low_index if rng.random() < 0.8 else arbitrary)
 
 
+def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    """One draw, uniform in the logarithm between low and high (one uniform number consumed)."""
+    return float(np.exp(rng.uniform(np.log(low), np.log(high))))
+
+
 def _draw_fields(rng: np.random.Generator) -> dict:
     """Draw every varied field, always in the same order, so fixing one leaves the others unchanged.
 
@@ -1012,8 +1017,11 @@ def _draw_fields(rng: np.random.Generator) -> dict:
     angles low-index in the lattice frame 80 % of the time; the second family 90 deg (60 %)
     or 45 / 135 deg from the first; periods 6-16 cells; needle 5-12 cells wide, tip at 0.4-0.8;
     Sm 0-0.2 (antipolar band of 20-40 % above the default 0.12 threshold); pixel 12-20 pm;
-    displacement 25-35 pm; A:B 2-3; column sigma 30-40 pm; dose log-uniform 80-400; read noise
-    0-2 counts; jitter 0-0.4 px; drift shear +/-0.02; background 0-0.3; mis-tilt +/-0.3 px.
+    displacement 25-35 pm; the columns' own A:B log-uniform 0.667-10 (B/A 0.1 to 1.5: Bi/Fe and
+    Pb/Ti to Sr/Ru); column sigma 30-40 pm; dose log-uniform 80-400; read noise 0-2 counts;
+    jitter 0-0.4 px; drift shear +/-0.02; background 0-0.3; mis-tilt +/-0.3 px; skirt 15-45 %
+    of each column with sigma 70-130 pm; cross-talk 0-0.03 per neighbour (thin to thick films).
+    New fields' draws come last, so that the earlier fields keep their values for a seed.
     """
     rotation = float(rng.uniform(-5.0, 5.0))
     angle = _draw_wall_angle(rng, rotation)
@@ -1033,14 +1041,17 @@ def _draw_fields(rng: np.random.Generator) -> dict:
         antipolar_shift_pm=float(rng.uniform(15.0, 25.0)),
         pixel_size_pm=float(rng.uniform(12.0, 20.0)),
         displacement_pm=float(rng.uniform(25.0, 35.0)),
-        ab_ratio=float(rng.uniform(2.0, 3.0)),
+        ab_ratio=_log_uniform(rng, 1 / 1.5, 10.0),
         column_sigma_pm=float(rng.uniform(30.0, 40.0)),
-        dose=float(np.exp(rng.uniform(np.log(80.0), np.log(400.0)))),
+        dose=_log_uniform(rng, 80.0, 400.0),
         read_noise=float(rng.uniform(0.0, 2.0)),
         scan_jitter_px=float(rng.uniform(0.0, 0.4)),
         drift_shear=float(rng.uniform(-0.02, 0.02)),
         background=float(rng.uniform(0.0, 0.3)),
         mistilt_offset_px=tuple(float(v) for v in rng.uniform(-0.3, 0.3, size=2)),
+        skirt_fraction=float(rng.uniform(0.15, 0.45)),
+        skirt_sigma_pm=float(rng.uniform(70.0, 130.0)),
+        crosstalk=float(rng.uniform(0.0, 0.03)),
     )
 
 
@@ -1048,11 +1059,13 @@ def family_fields(family: str, rng: np.random.Generator) -> dict:
     """Fields that make an image of ``family`` (one of :data:`FAMILIES`).
 
     A domain pattern sets ``domains``; ``"phase_boundary"`` keeps the drawn film and puts it on
-    a substrate covering 20-50 % of the image, with an A:B peak ratio of 0.5-1.6 (the film's is
-    2-3) and an interface tilted by up to 10 degrees.
+    a substrate covering 20-50 % of the image, with an interface tilted by up to 10 degrees and
+    its columns' own A:B log-uniform 0.667-2.5: B/A from 0.4 (SrTiO3) to 1.5 (SrRuO3, Ru about
+    as bright as or brighter than Sr), so that the brightness order flips at the interface
+    (A:B below 1) on about a third of the images; the film's own A:B is drawn from 0.667-10.
     """
     if family == "phase_boundary":
-        return dict(substrate_fraction=float(rng.uniform(0.2, 0.5)), substrate_ab_ratio=float(rng.uniform(0.5, 1.6)),
+        return dict(substrate_fraction=float(rng.uniform(0.2, 0.5)), substrate_ab_ratio=_log_uniform(rng, 1 / 1.5, 2.5),
                     interface_tilt_deg=float(rng.uniform(-10.0, 10.0)))
     if family not in DOMAIN_KINDS:
         raise InputError(f"unknown image family {family!r}; use one of {FAMILIES}")
