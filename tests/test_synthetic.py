@@ -14,6 +14,7 @@ from ferrogym.workflows.synthetic import (
     GroundTruth,
     SyntheticParams,
     SyntheticSample,
+    family_fields,
     generate,
     sample_params,
 )
@@ -49,6 +50,31 @@ def peak_values(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
     """Image values at the pixels nearest to (x, y) points."""
     col, row = np.round(xy).astype(int).T  # (x, y) -> numpy (row, col)
     return image[row, col]
+
+
+def on_pixels(**kw) -> SyntheticParams:
+    """Noise-free single domain whose columns all sit on pixel centres, so that peaks read off
+    pixels: a = 22 px (396 pm at 18 pm per pixel) from the centre pixel of a 199 x 199 image and
+    B columns at their cage centres (11 px off), with no off-centring."""
+    return clean(**{"shape": (199, 199), "pixel_size_pm": 18.0, "domains": "single", "displacement_pm": 0.0, **kw})
+
+
+def isolated(**kw) -> SyntheticParams:
+    """Noise-free single domain of columns 80 px apart (1600 pm at 20 pm per pixel, A-B 57 px), so
+    that skirts of up to 130 pm (6.5 px, rendered out to 26 px) do not reach a neighbour's disc of
+    radius 27 px; the centre pixel (128, 128) of a 257 x 257 image holds an A column."""
+    return clean(**{"shape": (257, 257), "pixel_size_pm": 20.0, "lattice_constant_pm": 1600.0, "domains": "single",
+                    "displacement_pm": 0.0, "crosstalk": 0.0, **kw})
+
+
+def disc(image: np.ndarray, centre_xy, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """Values of the pixels within radius of an (x, y) point, and their (x, y) offsets from it."""
+    col, row = np.round(centre_xy).astype(int)  # (x, y) -> numpy (row, col)
+    r = int(np.ceil(radius))
+    dy, dx = np.mgrid[-r: r + 1, -r: r + 1]  # numpy (row, col) -> named dy, dx
+    offsets = np.stack([col + dx - centre_xy[0], row + dy - centre_xy[1]], axis=-1)
+    inside = np.hypot(dx, dy) <= radius
+    return image[row + dy, col + dx][inside], offsets[inside]
 
 
 # --------------------------------------------------------------------------- constants, types
@@ -220,8 +246,10 @@ def test_needle_is_a_tapered_wedge_from_the_left_border():
 
 
 def test_sm_dims_a_columns_by_about_five_percent_at_fourteen_percent():
-    undoped = generate(clean(shape=(256, 256), domains="single"))
-    doped = generate(clean(shape=(256, 256), domains="single", sm_fraction=0.14, antipolar_threshold=0.2))
+    # without cross-talk and skirt, which pass some of the dimming to the B neighbours (tested below)
+    own_peaks = dict(crosstalk=0.0, skirt_fraction=0.0)
+    undoped = generate(clean(shape=(256, 256), domains="single", **own_peaks))
+    doped = generate(clean(shape=(256, 256), domains="single", sm_fraction=0.14, antipolar_threshold=0.2, **own_peaks))
     a = undoped.truth.sublattice == "A"
     ratio = peak_values(doped.image, doped.truth.xy[a]).mean() / peak_values(undoped.image, undoped.truth.xy[a]).mean()
     assert ratio == pytest.approx(1 - 0.35 * 0.14, abs=0.01)
@@ -270,7 +298,8 @@ def test_noise_free_peaks_sit_at_truth_positions():
 
 @pytest.mark.parametrize("drift", [0.0, 0.04])
 def test_column_centres_of_mass_sit_at_truth_positions(drift):
-    sample = generate(clean(shape=(256, 256), lattice_rotation_deg=3.0, drift_shear=drift))
+    # the Gaussian cores alone: a small window cuts the skirts unevenly (the skirt's centre: below)
+    sample = generate(clean(shape=(256, 256), lattice_rotation_deg=3.0, drift_shear=drift, skirt_fraction=0.0))
     image, t = sample.image, sample.truth
     interior = np.all((t.xy > 10) & (t.xy < 256 - 11), axis=1)
     half = 6
@@ -283,7 +312,9 @@ def test_column_centres_of_mass_sit_at_truth_positions(drift):
 
 
 def test_undoped_a_peak_has_unit_height_and_b_the_ab_ratio():
-    sample = generate(clean(shape=(256, 256), domains="single", pixel_size_pm=19.8, lattice_rotation_deg=0.0))
+    # a Gaussian profile (no skirt), so that the value half a pixel off the peak is known
+    sample = generate(clean(shape=(256, 256), domains="single", pixel_size_pm=19.8, lattice_rotation_deg=0.0,
+                            skirt_fraction=0.0))
     t = sample.truth
     a = t.sublattice == "A"
     # a = 20 px and the centre is at 127.5: A columns sit exactly on pixel corners, equal offsets
@@ -342,6 +373,100 @@ def test_scan_jitter_moves_rows_but_not_the_truth():
     assert not np.allclose(still.image, jittered.image)
 
 
+# --------------------------------------------------------------------------- Z-contrast, probe skirt, cross-talk
+
+
+@pytest.mark.parametrize("ab_ratio", [1 / 1.5, 2.5, 10.0])
+@pytest.mark.parametrize("crosstalk, skirt_fraction", [(0.015, 0.3), (0.03, 0.45), (0.0, 0.0)])
+def test_rendered_peaks_give_the_documented_ab_ratio(ab_ratio, crosstalk, skirt_fraction):
+    p = on_pixels(ab_ratio=ab_ratio, crosstalk=crosstalk, skirt_fraction=skirt_fraction)
+    sample = generate(p)
+    a = sample.truth.sublattice == "A"
+    peaks = peak_values(sample.image, sample.truth.xy)
+    np.testing.assert_allclose(peaks[a], 1.0, rtol=1e-3)  # the image's unit, every A column in the image
+    np.testing.assert_allclose(peaks[~a], 1 / p.rendered_ab_ratio, rtol=1e-3)
+    if crosstalk == skirt_fraction == 0:
+        assert p.rendered_ab_ratio == pytest.approx(ab_ratio, rel=1e-9)
+
+
+def test_default_rendered_ratio_is_that_of_bifeo3():
+    p = SyntheticParams()
+    assert 1 / p.ab_ratio == pytest.approx(0.14, abs=0.01)  # Fe against Bi at Z^1.7
+    assert 1 / p.rendered_ab_ratio == pytest.approx(0.2, abs=0.015)  # a multislice simulation's B/A
+
+
+@pytest.mark.parametrize("ab_ratio", [10.0, 2.5, 1 / 1.5])
+def test_crosstalk_moves_the_b_over_a_peak_ratio_by_the_documented_share(ab_ratio):
+    k = 0.03
+    own_b = 1 / ab_ratio
+    # each column keeps 1 - 4k of its own scattering and records k of each of its four neighbours'
+    expected = ((1 - 4 * k) * own_b + 4 * k) / ((1 - 4 * k) + 4 * k * own_b)
+    p = on_pixels(ab_ratio=ab_ratio, crosstalk=k, skirt_fraction=0.0)
+    assert 1 / p.rendered_ab_ratio == pytest.approx(expected, rel=1e-9)
+    sample = generate(p)
+    a = sample.truth.sublattice == "A"
+    peaks = peak_values(sample.image, sample.truth.xy)
+    np.testing.assert_allclose(peaks[~a] / peaks[a].mean(), expected, rtol=1e-6)
+    if ab_ratio == 10.0:
+        assert expected == pytest.approx(0.233, abs=0.001)  # dim B between bright A: 0.1 looks like 0.23
+
+
+def test_crosstalk_passes_a_share_of_each_a_column_to_its_four_b_neighbours():
+    k = 0.03
+    p = on_pixels(sm_fraction=0.2, antipolar_threshold=0.5, crosstalk=k, skirt_fraction=0.0)
+    t = generate(p, seed=3).truth
+    image = generate(p, seed=3).image
+    a = t.sublattice == "A"
+    peaks = peak_values(image, t.xy)
+    own_b = 1 / p.ab_ratio
+    unit = (1 - 4 * k) + 4 * k * own_b  # what an undoped A column records: the image's unit peak
+    own_a = (peaks[a] * unit - 4 * k * own_b) / (1 - 4 * k)  # every A column's B neighbours are alike
+    sm_atoms = (1 - own_a) / 0.35 * 20  # Sm atoms out of 20 in each A column: whole numbers, varied
+    np.testing.assert_allclose(sm_atoms, np.round(sm_atoms), atol=1e-6)
+    assert np.ptp(np.round(sm_atoms)) >= 4
+    distance, cage = cKDTree(t.xy[a]).query(t.xy[~a], k=4)
+    full_cage = distance.max(axis=1) < 0.75 * t.lattice_constant_px
+    assert full_cage.sum() > 30
+    expected_b = ((1 - 4 * k) * own_b + k * own_a[cage].sum(axis=1)) / unit
+    np.testing.assert_allclose(peaks[~a][full_cage], expected_b[full_cage], rtol=1e-9)
+
+
+@pytest.mark.parametrize("skirt_fraction, skirt_sigma_pm", [(0.3, 100.0), (0.15, 70.0), (0.45, 130.0)])
+def test_skirt_carries_its_share_of_an_isolated_column(skirt_fraction, skirt_sigma_pm):
+    p = isolated(skirt_fraction=skirt_fraction, skirt_sigma_pm=skirt_sigma_pm)
+    image = generate(p).image
+    core, skirt = p.column_sigma_px, p.skirt_sigma_px
+    values, offsets = disc(image, (128, 128), 4 * skirt + 1)
+    assert image[128, 128] == pytest.approx(1.0, rel=1e-4)  # the skirt is cut at 4 sigma and renormalised
+    # a unit peak of (1 - f) N(core) + f N(skirt), N unit-integral 2-D Gaussians, has this integral
+    integral = 1 / ((1 - skirt_fraction) / (2 * np.pi * core**2) + skirt_fraction / (2 * np.pi * skirt**2))
+    assert values.sum() == pytest.approx(integral, rel=1e-3)
+    # and a mean squared radius of 2 ((1 - f) core^2 + f skirt^2): the skirt's share
+    mean_square_radius = np.sum(values * np.sum(offsets**2, axis=1)) / values.sum()
+    share = (mean_square_radius / 2 - core**2) / (skirt**2 - core**2)
+    assert share == pytest.approx(skirt_fraction, abs=2e-3)
+
+
+@pytest.mark.parametrize("drift", [0.0, 0.03])
+def test_skirt_is_centred_on_its_column(drift):
+    p = isolated(shape=(256, 256), lattice_rotation_deg=3.0, drift_shear=drift, skirt_fraction=0.45,
+                 skirt_sigma_pm=130.0)
+    sample = generate(p)
+    radius = 4 * p.skirt_sigma_px + 1
+    inside = np.all((sample.truth.xy > radius + 1) & (sample.truth.xy < 256 - radius - 2), axis=1)
+    assert inside.sum() >= 2
+    for xy in sample.truth.xy[inside]:
+        values, offsets = disc(sample.image, xy, radius)
+        np.testing.assert_allclose(values @ offsets / values.sum(), 0.0, atol=0.01)
+
+
+def test_skirt_and_crosstalk_leave_the_truth_alone():
+    plain = generate(clean(shape=(256, 256), skirt_fraction=0.0, crosstalk=0.0, sm_fraction=0.15)).truth
+    physical = generate(clean(shape=(256, 256), skirt_fraction=0.45, crosstalk=0.03, sm_fraction=0.15)).truth
+    for name in ("xy", "sublattice", "variant", "b_displacement", "wall_mask"):
+        np.testing.assert_array_equal(getattr(plain, name), getattr(physical, name))
+
+
 # --------------------------------------------------------------------------- wall mask
 
 
@@ -397,6 +522,43 @@ def test_sample_params_respects_fixed_fields_and_leaves_the_rest_unchanged():
     assert fixed.period_cells == free.period_cells and fixed.pixel_size_pm == free.pixel_size_pm
 
 
+def test_sample_params_draws_z_contrast_from_bi_fe_to_sr_ru():
+    rng = np.random.default_rng(1)
+    drawn = [sample_params(rng, shape=(128, 128)) for _ in range(2000)]
+    own = np.array([1 / p.ab_ratio for p in drawn])  # B/A of the columns' own scattering
+    rendered = np.array([1 / p.rendered_ab_ratio for p in drawn])
+    assert own.min() >= 0.1 and own.max() <= 1.5 and own.min() < 0.102 and own.max() > 1.45
+    # log-uniform: half of the draws below the geometric middle, sqrt(0.1 * 1.5)
+    assert np.mean(own < np.sqrt(0.15)) == pytest.approx(0.5, abs=0.04)
+    assert rendered.min() >= 0.1 and rendered.max() <= 1.5 and rendered.min() < 0.12
+    skirt = np.array([p.skirt_fraction for p in drawn])
+    skirt_sigma = np.array([p.skirt_sigma_pm for p in drawn])
+    crosstalk = np.array([p.crosstalk for p in drawn])
+    assert 0.15 <= skirt.min() < 0.16 and 0.44 < skirt.max() <= 0.45
+    assert 70 <= skirt_sigma.min() < 72 and 128 < skirt_sigma.max() <= 130
+    assert 0 <= crosstalk.min() < 0.001 and 0.029 < crosstalk.max() <= 0.03
+
+
+def test_phase_boundaries_draw_substrates_from_srtio3_to_srruo3():
+    drawn = [family_fields("phase_boundary", np.random.default_rng(seed)) for seed in range(2000)]
+    own = np.array([1 / fields["substrate_ab_ratio"] for fields in drawn])
+    assert own.min() >= 0.4 and own.max() <= 1.5 and own.min() < 0.41 and own.max() > 1.45
+    assert np.mean(own > 1) == pytest.approx(np.log(1.5) / np.log(1.5 / 0.4), abs=0.03)  # brightness flips
+
+
+def test_fixing_any_drawn_field_leaves_every_other_draw_unchanged():
+    free = sample_params(np.random.default_rng(11))
+    other = sample_params(np.random.default_rng(12))
+    names = [f.name for f in dataclasses.fields(SyntheticParams)]
+    drawn_names = [name for name in names if getattr(free, name) != getattr(other, name)]
+    assert {"ab_ratio", "skirt_fraction", "skirt_sigma_pm", "crosstalk", "dose", "domains"} <= set(drawn_names)
+    for name in drawn_names:
+        fixed = sample_params(np.random.default_rng(11), **{name: getattr(other, name)})
+        for unchanged in names:
+            if unchanged != name:
+                assert getattr(fixed, unchanged) == getattr(free, unchanged), (name, unchanged)
+
+
 def test_sample_params_rejects_unknown_fields_naming_valid_ones():
     with pytest.raises(InputError, match="unknown field.*perod_cells.*period_cells"):
         sample_params(np.random.default_rng(0), perod_cells=5)
@@ -437,7 +599,7 @@ def test_rotation_turns_the_polarization_smoothly_in_one_domain():
 
 
 def test_substrate_is_a_second_non_polar_phase_along_the_top():
-    p = clean(shape=(256, 256), domains="stripes", substrate_fraction=0.3, substrate_ab_ratio=1.5)
+    p = clean(shape=(256, 256), domains="stripes", substrate_fraction=0.3, substrate_ab_ratio=1.5, ab_ratio=5.0)
     sample = generate(p)
     t = sample.truth
     substrate = t.variant == SUBSTRATE
@@ -567,6 +729,15 @@ def test_twin_shear_keeps_the_lattice_continuous_across_walls():
         (dict(read_noise=2.0, dose=None), "read_noise"),
         (dict(scan_jitter_px=-0.1), "scan_jitter_px"),
         (dict(mistilt_offset_px=(0.0, float("inf"))), "mistilt_offset_px"),
+        (dict(skirt_fraction=-0.1), "skirt_fraction"),
+        (dict(skirt_fraction=1.0), "skirt_fraction"),
+        (dict(skirt_fraction=float("nan")), "skirt_fraction"),
+        (dict(skirt_sigma_pm=0.0), "skirt_sigma_pm"),
+        (dict(skirt_sigma_pm=500.0), "skirt_sigma_pm"),
+        (dict(crosstalk=-0.01), "crosstalk"),
+        (dict(crosstalk=0.2), "crosstalk"),
+        (dict(crosstalk="high"), "crosstalk"),
+        (dict(ab_ratio=0.0), "ab_ratio"),
     ],
 )
 def test_bad_params_raise_input_error_naming_the_field(kw, field):

@@ -11,6 +11,14 @@ across the image). The image then gets the artefacts of a real scan (drift shear
 jitter, smooth background, mis-tilt, shot and read noise), and the truth records every column
 inside the image.
 
+Column brightness follows HAADF physics (DESIGN.md sections 2 and 7). Each column scatters by
+its Z-contrast (``ab_ratio`` is the A:B ratio of the columns' own scattering); a share of that is
+recorded at its nearest neighbours of the other sublattice, as the probe channels into them
+(``crosstalk``); and every column is drawn with the profile of an aberration-corrected probe, a
+Gaussian core with a broad Gaussian skirt that carries ``skirt_fraction`` of its integrated
+intensity. The image is in units of the rendered peak of an undoped A column inside the film;
+:attr:`SyntheticParams.rendered_ab_ratio` is the A:B peak ratio the image then shows there.
+
 Conventions (DESIGN.md section 4):
 
 - Coordinates are ``(x, y)`` pixels, x = column, y = row, pixel centres at integers; y points
@@ -54,8 +62,9 @@ DOMAIN_KINDS = ("single", "stripes", "two_families", "needle", "four_stripes", "
 #: Kinds of image (:attr:`SyntheticParams.family`): a domain pattern, or a film on a substrate.
 FAMILIES = (*DOMAIN_KINDS, "phase_boundary")
 COLUMN_ATOMS = 20  # A-site atoms per column: sets the binomial spread of the Sm content
-SM_DIMMING = 0.35  # relative A-peak loss per unit Sm fraction (about 5 % at 14 % Sm)
+SM_DIMMING = 0.35  # relative loss of an A column's scattering per unit Sm fraction (5 % at 14 % Sm)
 WINDOW_SIGMAS = 4.0  # Gaussians are rendered out to this many sigma (tail below 4e-4 of peak)
+MAX_CROSSTALK = 0.125  # a column with four neighbours then records as much of theirs as of its own
 MIN_CELLS = 3  # the smaller image side must span at least this many unit cells
 MIN_LATTICE_PX = 4.0  # below this the columns are not resolved
 
@@ -108,7 +117,8 @@ class SyntheticParams:
         the needle axis (the width, at 0 degrees); in (0, 1].
     sm_fraction : float
         Mean Sm fraction on the A site, 0..1 (the studied films: 0-0.2). Each A column's Sm
-        count is binomial over 20 atoms and dims its peak by ``1 - 0.35 * local_fraction``.
+        count is binomial over 20 atoms and dims its own scattering by
+        ``1 - 0.35 * local_fraction`` (through cross-talk, its B neighbours dim a little too).
     antipolar_threshold : float
         Above this Sm fraction an antipolar band appears.
     antipolar_area_fraction : float
@@ -127,15 +137,18 @@ class SyntheticParams:
         peak ratio ``substrate_ab_ratio``; the film's domains, antipolar band included, stop
         at the interface.
     substrate_ab_ratio : float
-        A:B peak ratio of the substrate; its A peaks are those of an undoped film A column.
-        Below about 1.2 (B brighter than A, as in SrRuO3) the brightness order flips at the
-        interface, which a global A/B split by brightness cannot follow.
+        A:B ratio of the substrate columns' own scattering, as ``ab_ratio`` for the film (real
+        B/A: about 0.4 for SrTiO3, about 1 or more for SrRuO3); its A columns scatter as an
+        undoped film A column, and cross-talk and the probe's skirt act as in the film. Below 1
+        (B brighter than A, as in SrRuO3) the brightness order flips at the interface, which a
+        global A/B split by brightness cannot follow.
     interface_tilt_deg : float
         Angle of the film-substrate interface from the lattice's first axis (0: a flat,
         coherent interface along a lattice plane).
     intensity_gradient : float
-        Relative change of every column's peak across the image along ``gradient_angle_deg``
-        (thickness or focus changing across the field): peaks scale by ``1 + g (s - 1/2)``,
+        Relative change of every column's recorded intensity across the image along
+        ``gradient_angle_deg`` (thickness or focus changing across the field): it scales by
+        ``1 + g (s - 1/2)``, and its peak with it,
         s from 0 to 1 across the image; in [0, 1.5].
     strain_gradient : float
         Relative change of the lattice constant across the image along
@@ -156,12 +169,46 @@ class SyntheticParams:
         to ``twin_shear`` times half its domain width. ``"single"``, ``"rotation"`` and
         ``"needle"`` ignore it; the antipolar band and a substrate move with the film's field.
     ab_ratio : float
-        Peak intensity ratio of an undoped A column to a B column (real: 2-3).
+        A:B ratio of the columns' own scattering, an undoped film A column over a film B column,
+        before cross-talk; both are drawn with the same probe profile. HAADF intensity grows
+        roughly as Z^1.6-2, so real B/A peak ratios are about 0.1-0.25 for Bi/Fe and Pb/Ti, 0.4
+        for Sr/Ti and above 1 for Sr/Ru (A:B 10 to below 1). The default 7 (B/A 0.14) is Fe
+        against Bi at Z^1.7; cross-talk and the skirts lift the rendered B peaks to
+        :attr:`rendered_ab_ratio`, 4.8 (B/A 0.21) at the defaults, near the B/A of 0.2 that a
+        multislice simulation of BiFeO3 gives.
     column_sigma_pm : float
-        Standard deviation of the Gaussian column profile; below a / 2.
+        Standard deviation of the Gaussian core of the column profile; below a / 2.
+    skirt_fraction : float
+        Share of each column's integrated intensity in the probe's skirt, a broad Gaussian of
+        ``skirt_sigma_pm`` around the core, in [0, 1). An aberration-corrected probe is a sharp
+        core with a broad skirt: even a perfect 20-30 mrad aperture at 200 kV sends 16 % of the
+        current into the Airy rings; the focal spread from chromatic aberration (Cc about
+        1.2-1.6 mm and an energy spread of 0.3-0.8 eV give a few nm) moves current from the
+        core into a halo without widening the core; and the effective source has a tail beyond
+        its Gaussian part. A probe computed from the first two (20-30 mrad, 2-6 nm focal
+        spread), blurred by a Gaussian source of 40-60 pm FWHM and fitted with two Gaussians
+        puts 18-50 % of the intensity in a skirt of standard deviation 65-125 pm around a core
+        of 24-36 pm (the column's own width, tens of pm, widens the core a little); a
+        Lorentzian tail on the source raises the skirt to about 40 %. Default 0.3.
+    skirt_sigma_pm : float
+        Standard deviation of the skirt; in (0, a], normally 2-4 times ``column_sigma_pm``
+        (a broader halo is ``background``). Default 100 pm, from the fit above.
+    crosstalk : float
+        Share k of each column's own scattering S that is recorded at each of its nearest
+        neighbours of the other sublattice (an A column's four B columns, a B column's cage of
+        four A columns), in [0, 0.125]. With the probe on one column, part of it channels into
+        the neighbours and scatters there, so column i records ``(1 - k n_i) S_i + k sum_j S_j``
+        over its n_i neighbours j (4 in the crystal), a linear mixing that conserves the total,
+        as atom-counting studies model and correct cross-talk. Dim B columns between bright A
+        columns look brighter, A columns a little dimmer; at most 0.125, where a column
+        records as much of its neighbours' scattering as of its own. The default 0.015 closes
+        the gap between the Z-contrast of Fe against Bi (B/A 0.14) and the multislice 0.2: a
+        Fe column keeps 94 % of its own scattering and gains 1.5 % of each Bi neighbour's, a
+        third of what it records. Cross-talk grows with thickness, as the probe dechannels
+        from light columns.
     dose : float or None
-        Expected counts at the peak of an undoped A column; the image is Poisson-sampled at
-        that scale. None: a noise-free image in units of that peak.
+        Expected counts at the rendered peak of an undoped A column inside the film; the image
+        is Poisson-sampled at that scale. None: a noise-free image in units of that peak.
     read_noise : float
         Standard deviation of additive Gaussian read noise, counts; needs a dose.
     scan_jitter_px : float
@@ -202,8 +249,11 @@ class SyntheticParams:
     strain_gradient: float = 0.0
     gradient_angle_deg: float = 0.0
     twin_shear: float = 0.0
-    ab_ratio: float = 2.5
+    ab_ratio: float = 7.0
     column_sigma_pm: float = 35.0
+    skirt_fraction: float = 0.3
+    skirt_sigma_pm: float = 100.0
+    crosstalk: float = 0.015
     dose: float | None = 200.0
     read_noise: float = 0.0
     scan_jitter_px: float = 0.0
@@ -222,8 +272,28 @@ class SyntheticParams:
 
     @property
     def column_sigma_px(self) -> float:
-        """Gaussian column width in pixels."""
+        """Width of the column profile's Gaussian core in pixels."""
         return self.column_sigma_pm / self.pixel_size_pm
+
+    @property
+    def skirt_sigma_px(self) -> float:
+        """Width of the probe skirt in pixels."""
+        return self.skirt_sigma_pm / self.pixel_size_pm
+
+    @property
+    def rendered_ab_ratio(self) -> float:
+        """A:B ratio of the rendered peaks of an undoped A column and a B column inside the film.
+
+        What the noise-free image shows away from walls, interface, image border and Sm: the
+        columns' own ratio ``ab_ratio`` after cross-talk (each column records ``1 - 4k`` of
+        its own scattering and ``k`` of each of its four neighbours') and after the skirts and
+        cores of all other columns add at its centre, on the ideal lattice. The B off-centring
+        changes the B peaks by well under 1 % of them (their distances to the A skirts change),
+        the intensity gradient not at all; with ``crosstalk = skirt_fraction = 0`` it is
+        ``ab_ratio`` itself.
+        """
+        peak_a, peak_b = _film_peaks(self)
+        return peak_a / peak_b
 
     @property
     def has_antipolar(self) -> bool:
@@ -353,6 +423,9 @@ def _validate(p: SyntheticParams) -> None:
     _check_number(p, "displacement_pm", 0.0, quarter_cell, high_open=True)
     _check_number(p, "antipolar_shift_pm", 0.0, quarter_cell, high_open=True)
     _check_number(p, "column_sigma_pm", 0.0, p.lattice_constant_pm / 2, low_open=True, high_open=True)
+    _check_number(p, "skirt_fraction", 0.0, 1.0, high_open=True)
+    _check_number(p, "skirt_sigma_pm", 0.0, p.lattice_constant_pm, low_open=True)
+    _check_number(p, "crosstalk", 0.0, MAX_CROSSTALK)
     if p.domains not in DOMAIN_KINDS:
         raise _fail("domains", p.domains, "is not a known domain pattern", f"use one of {DOMAIN_KINDS}")
     for name in ("lattice_rotation_deg", "wall_angle_deg", "wall_angle2_deg", "wall_offset_cells"):
@@ -636,21 +709,83 @@ def _place_columns(p: SyntheticParams, lattice: _Lattice) -> tuple[_Columns, _Co
     return a_columns, b_columns
 
 
-def _peak_heights(p: SyntheticParams, a_columns: _Columns, b_columns: _Columns,
-                  rng: np.random.Generator) -> np.ndarray:
-    """Peaks of the A then the B columns: Sm dimming on film A sites, each phase's A:B ratio,
-    then the intensity gradient."""
-    a_peaks = np.where(a_columns.variant == SUBSTRATE, 1.0, _a_amplitudes(p, len(a_columns.xy), rng))
-    b_peaks = np.where(b_columns.variant == SUBSTRATE, 1 / p.substrate_ab_ratio, 1 / p.ab_ratio)
-    peaks = np.concatenate([a_peaks, b_peaks])
+def _recorded_intensities(p: SyntheticParams, grid_shape: tuple[int, int], a_columns: _Columns,
+                          b_columns: _Columns, rng: np.random.Generator) -> np.ndarray:
+    """Integrated intensity each column records, A then B, in image units (where the rendered
+    peak of an undoped film A column is 1): own scattering (Sm dimming on film A sites, each
+    phase's A:B ratio), cross-talk between nearest neighbours, then the intensity gradient.
+
+    ``grid_shape`` is the (rows, cols) shape of the A grid the columns come from, row-major; the
+    B columns are its cells.
+    """
+    a_own = np.where(a_columns.variant == SUBSTRATE, 1.0, _a_own_scattering(p, len(a_columns.xy), rng))
+    b_own = np.where(b_columns.variant == SUBSTRATE, 1 / p.substrate_ab_ratio, 1 / p.ab_ratio)
+    a_rows, a_cols = grid_shape
+    a_recorded, b_recorded = _crosstalk(a_own.reshape(a_rows, a_cols), b_own.reshape(a_rows - 1, a_cols - 1),
+                                        p.crosstalk)
+    recorded = np.concatenate([a_recorded.ravel(), b_recorded.ravel()])
     xy = np.concatenate([a_columns.xy, b_columns.xy])
-    return peaks * (1 + p.intensity_gradient * (_position_along(xy, p, p.gradient_angle_deg) - 0.5))
+    gradient = 1 + p.intensity_gradient * (_position_along(xy, p, p.gradient_angle_deg) - 0.5)
+    return recorded * gradient / _film_peaks(p)[0]
 
 
-def _a_amplitudes(p: SyntheticParams, n: int, rng: np.random.Generator) -> np.ndarray:
-    """A peak heights, dimmed by each column's binomial Sm content."""
+def _a_own_scattering(p: SyntheticParams, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Own scattering of n film A columns (1 when undoped), dimmed by each one's binomial Sm content."""
     local_sm = rng.binomial(COLUMN_ATOMS, p.sm_fraction, size=n) / COLUMN_ATOMS
     return 1.0 - SM_DIMMING * local_sm
+
+
+def _cage_sum(grid: np.ndarray) -> np.ndarray:
+    """Sum over the four corners of each cell of a 2-D grid: shape (rows - 1, cols - 1)."""
+    return grid[:-1, :-1] + grid[:-1, 1:] + grid[1:, :-1] + grid[1:, 1:]
+
+
+def _crosstalk(a_own: np.ndarray, b_own: np.ndarray, k: float) -> tuple[np.ndarray, np.ndarray]:
+    """Recorded intensities of the A grid (J + 1, I + 1) and the B grid (J, I) from their own scattering.
+
+    B (j, i) sits in the cage of A (j, i), (j, i + 1), (j + 1, i) and (j + 1, i + 1), its nearest
+    neighbours; each column records ``(1 - k n) S`` of its own scattering S and ``k S_j`` of each
+    of its n neighbours j of the other sublattice (A columns on the edge of the grid, beyond the
+    image's margin, have fewer than four).
+    """
+    b_recorded = (1 - 4 * k) * b_own + k * _cage_sum(a_own)
+    a_neighbours = _cage_sum(np.pad(np.ones_like(b_own), 1))
+    a_recorded = (1 - k * a_neighbours) * a_own + k * _cage_sum(np.pad(b_own, 1))
+    return a_recorded, b_recorded
+
+
+def _film_peaks(p: SyntheticParams) -> tuple[float, float]:
+    """Rendered peaks of an undoped A column and of a B column inside the film, in units of an
+    undoped A column's own scattering: the ideal lattice, no gradient (the image's unit, and
+    :attr:`SyntheticParams.rendered_ab_ratio`)."""
+    k = p.crosstalk
+    a_recorded = (1 - 4 * k) + 4 * k / p.ab_ratio
+    b_recorded = (1 - 4 * k) / p.ab_ratio + 4 * k
+    own_sublattice, other_sublattice = _profile_lattice_sums(p)
+    return (a_recorded * own_sublattice + b_recorded * other_sublattice,
+            b_recorded * own_sublattice + a_recorded * other_sublattice)
+
+
+def _profile_lattice_sums(p: SyntheticParams) -> tuple[float, float]:
+    """Rendered value at a column's centre per unit recorded intensity of every column of its own
+    sublattice (itself included), and of every column of the other sublattice, on the ideal lattice.
+
+    The unit column profile is ``(1 - f) N(column_sigma) + f N(skirt_sigma)``, N a 2-D Gaussian of
+    unit integral. Summed over a square lattice a Gaussian factorises into two 1-D sums over the
+    lattice lines, through the column for its own sublattice and half a cell off it for the
+    other. Terms beyond the rendering window (4 sigma) are below 4e-4 of a peak each.
+    """
+    a = p.lattice_constant_px
+    own_sublattice, other_sublattice = 0.0, 0.0
+    for share, sigma in ((1 - p.skirt_fraction, p.column_sigma_px), (p.skirt_fraction, p.skirt_sigma_px)):
+        lines = np.ceil(WINDOW_SIGMAS * sigma / a) + 1
+        steps = a * np.arange(-lines, lines + 1)
+        through = np.exp(-(steps**2) / (2 * sigma**2)).sum()
+        half_off = np.exp(-((steps + a / 2) ** 2) / (2 * sigma**2)).sum()
+        density = share / (2 * np.pi * sigma**2)
+        own_sublattice += density * through**2
+        other_sublattice += density * half_off**2
+    return own_sublattice, other_sublattice
 
 
 def _drift(xy: np.ndarray, p: SyntheticParams) -> np.ndarray:
@@ -697,6 +832,50 @@ def _render_columns(shape: tuple[int, int], xy: np.ndarray, amplitude: np.ndarra
     inside = r_in[:, :, None] & ((c >= 0) & (c < cols))[:, None, :]
     index = r[:, :, None] * cols + c[:, None, :]
     return np.bincount(index[inside], weights=values[inside], minlength=rows * cols).reshape(rows, cols)
+
+
+def _render_skirt(shape: tuple[int, int], xy: np.ndarray, weight: np.ndarray, sigma: float,
+                  row_shift: np.ndarray) -> np.ndarray:
+    """Sum of 2-D Gaussians of std sigma and integral ``weight`` at pre-drift positions xy, each
+    image row shifted by row_shift: pixel (x, y) gets their sum at ``(x - row_shift[y], y)``.
+
+    The skirt is linear in the weights and broad, so instead of a window of 4 sigma per column
+    the weights are splatted bilinearly on a pixel grid in the columns' own (unshifted) frame,
+    padded so that every shifted row can be read from it, and one Gaussian filter spreads them;
+    each image row then reads that canvas at ``x - row_shift[y]`` by linear interpolation. The
+    splat keeps each skirt's integral and centre exact and widens it by ``t (1 - t)`` px^2 of
+    variance along each axis (t: the column's sub-pixel fraction there), at most 0.25 px^2,
+    within 2 % of the narrowest skirt drawn (70 pm at 20 pm per pixel).
+    """
+    rows, cols = shape
+    reach = int(np.ceil(WINDOW_SIGMAS * sigma)) + 1
+    pad_x = reach + int(np.ceil(np.abs(row_shift).max())) + 1
+    canvas_shape = (rows + 2 * reach, cols + 2 * pad_x)
+    x, y = xy[:, 0] + pad_x, xy[:, 1] + reach  # canvas coordinates
+    x0, y0 = np.floor(x).astype(int), np.floor(y).astype(int)
+    keep = (x0 >= 0) & (x0 < canvas_shape[1] - 1) & (y0 >= 0) & (y0 < canvas_shape[0] - 1)
+    x0, y0, tx, ty, weight = x0[keep], y0[keep], (x - x0)[keep], (y - y0)[keep], weight[keep]
+    index = np.concatenate([(y0 + dy) * canvas_shape[1] + x0 + dx for dy in (0, 1) for dx in (0, 1)])
+    share = np.concatenate([wy * wx for wy in (1 - ty, ty) for wx in (1 - tx, tx)])
+    splat = np.bincount(index, weights=np.tile(weight, 4) * share, minlength=canvas_shape[0] * canvas_shape[1])
+    canvas = ndimage.gaussian_filter(splat.reshape(canvas_shape), sigma, mode="constant", truncate=WINDOW_SIGMAS)
+    row_start = pad_x - row_shift  # canvas x read by the first pixel of each image row
+    left = np.floor(row_start).astype(int)
+    t = (row_start - left)[:, None]
+    index = ((np.arange(rows) + reach) * canvas_shape[1] + left)[:, None] + np.arange(cols)
+    flat = canvas.ravel()
+    return (1 - t) * flat[index] + t * flat[index + 1]
+
+
+def _render_probe(p: SyntheticParams, xy: np.ndarray, recorded: np.ndarray, row_shift: np.ndarray) -> np.ndarray:
+    """Columns of integrated intensity ``recorded`` at pre-drift positions xy, each drawn with the
+    probe profile: a Gaussian core holding ``1 - skirt_fraction`` of it, plus the skirt."""
+    sigma = p.column_sigma_px
+    core_peaks = recorded * (1 - p.skirt_fraction) / (2 * np.pi * sigma**2)
+    image = _render_columns(p.shape, xy, core_peaks, sigma, row_shift)
+    if p.skirt_fraction > 0:
+        image += _render_skirt(p.shape, xy, recorded * p.skirt_fraction, p.skirt_sigma_px, row_shift)
+    return image
 
 
 def _background(p: SyntheticParams, rng: np.random.Generator) -> np.ndarray:
@@ -801,19 +980,20 @@ def generate(params: SyntheticParams | None = None, seed: int | np.random.Genera
     Returns
     -------
     SyntheticSample
-        ``image`` (rows, cols) float64: counts, or units of an undoped A peak if dose is None.
+        ``image`` (rows, cols) float64: counts, or if dose is None units of the rendered peak of
+        an undoped A column inside the film (see :attr:`SyntheticParams.rendered_ab_ratio`).
     """
     p = SyntheticParams() if params is None else params
     if not isinstance(p, SyntheticParams):
         raise InputError(f"params: got {type(p).__name__}, expected SyntheticParams; "
                          "build one with SyntheticParams(...)")
     rng_sm, rng_scan, rng_background, rng_noise = _make_rng(seed).spawn(4)
-    sigma = p.column_sigma_px
-    lattice = _build_lattice(p, margin_px=WINDOW_SIGMAS * sigma + p.lattice_constant_px + 4 * p.scan_jitter_px)
+    profile_reach = WINDOW_SIGMAS * max(p.column_sigma_px, p.skirt_sigma_px)
+    lattice = _build_lattice(p, margin_px=profile_reach + p.lattice_constant_px + 4 * p.scan_jitter_px)
     a_columns, b_columns = _place_columns(p, lattice)
-    amplitude = _peak_heights(p, a_columns, b_columns, rng_sm)
+    recorded = _recorded_intensities(p, lattice.a_ideal.shape[:2], a_columns, b_columns, rng_sm)
     rendered_xy = np.concatenate([a_columns.xy, b_columns.xy + np.asarray(p.mistilt_offset_px)])
-    clean = _render_columns(p.shape, rendered_xy, amplitude, sigma, _row_shifts(p, rng_scan))
+    clean = _render_probe(p, rendered_xy, recorded, _row_shifts(p, rng_scan))
     image = _add_noise(clean + _background(p, rng_background), p, rng_noise)
     return SyntheticSample(image=image, truth=_ground_truth(p, a_columns, b_columns), params=p)
 
@@ -825,6 +1005,11 @@ def _draw_wall_angle(rng: np.random.Generator, lattice_rotation_deg: float) -> f
     return float(low_index if rng.random() < 0.8 else arbitrary)
 
 
+def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    """One draw, uniform in the logarithm between low and high (one uniform number consumed)."""
+    return float(np.exp(rng.uniform(np.log(low), np.log(high))))
+
+
 def _draw_fields(rng: np.random.Generator) -> dict:
     """Draw every varied field, always in the same order, so fixing one leaves the others unchanged.
 
@@ -832,8 +1017,11 @@ def _draw_fields(rng: np.random.Generator) -> dict:
     angles low-index in the lattice frame 80 % of the time; the second family 90 deg (60 %)
     or 45 / 135 deg from the first; periods 6-16 cells; needle 5-12 cells wide, tip at 0.4-0.8;
     Sm 0-0.2 (antipolar band of 20-40 % above the default 0.12 threshold); pixel 12-20 pm;
-    displacement 25-35 pm; A:B 2-3; column sigma 30-40 pm; dose log-uniform 80-400; read noise
-    0-2 counts; jitter 0-0.4 px; drift shear +/-0.02; background 0-0.3; mis-tilt +/-0.3 px.
+    displacement 25-35 pm; the columns' own A:B log-uniform 0.667-10 (B/A 0.1 to 1.5: Bi/Fe and
+    Pb/Ti to Sr/Ru); column sigma 30-40 pm; dose log-uniform 80-400; read noise 0-2 counts;
+    jitter 0-0.4 px; drift shear +/-0.02; background 0-0.3; mis-tilt +/-0.3 px; skirt 15-45 %
+    of each column with sigma 70-130 pm; cross-talk 0-0.03 per neighbour (thin to thick films).
+    New fields' draws come last, so that the earlier fields keep their values for a seed.
     """
     rotation = float(rng.uniform(-5.0, 5.0))
     angle = _draw_wall_angle(rng, rotation)
@@ -853,14 +1041,17 @@ def _draw_fields(rng: np.random.Generator) -> dict:
         antipolar_shift_pm=float(rng.uniform(15.0, 25.0)),
         pixel_size_pm=float(rng.uniform(12.0, 20.0)),
         displacement_pm=float(rng.uniform(25.0, 35.0)),
-        ab_ratio=float(rng.uniform(2.0, 3.0)),
+        ab_ratio=_log_uniform(rng, 1 / 1.5, 10.0),
         column_sigma_pm=float(rng.uniform(30.0, 40.0)),
-        dose=float(np.exp(rng.uniform(np.log(80.0), np.log(400.0)))),
+        dose=_log_uniform(rng, 80.0, 400.0),
         read_noise=float(rng.uniform(0.0, 2.0)),
         scan_jitter_px=float(rng.uniform(0.0, 0.4)),
         drift_shear=float(rng.uniform(-0.02, 0.02)),
         background=float(rng.uniform(0.0, 0.3)),
         mistilt_offset_px=tuple(float(v) for v in rng.uniform(-0.3, 0.3, size=2)),
+        skirt_fraction=float(rng.uniform(0.15, 0.45)),
+        skirt_sigma_pm=float(rng.uniform(70.0, 130.0)),
+        crosstalk=float(rng.uniform(0.0, 0.03)),
     )
 
 
@@ -868,11 +1059,13 @@ def family_fields(family: str, rng: np.random.Generator) -> dict:
     """Fields that make an image of ``family`` (one of :data:`FAMILIES`).
 
     A domain pattern sets ``domains``; ``"phase_boundary"`` keeps the drawn film and puts it on
-    a substrate covering 20-50 % of the image, with an A:B peak ratio of 0.5-1.6 (the film's is
-    2-3) and an interface tilted by up to 10 degrees.
+    a substrate covering 20-50 % of the image, with an interface tilted by up to 10 degrees and
+    its columns' own A:B log-uniform 0.667-2.5: B/A from 0.4 (SrTiO3) to 1.5 (SrRuO3, Ru about
+    as bright as or brighter than Sr), so that the brightness order flips at the interface
+    (A:B below 1) on about a third of the images; the film's own A:B is drawn from 0.667-10.
     """
     if family == "phase_boundary":
-        return dict(substrate_fraction=float(rng.uniform(0.2, 0.5)), substrate_ab_ratio=float(rng.uniform(0.5, 1.6)),
+        return dict(substrate_fraction=float(rng.uniform(0.2, 0.5)), substrate_ab_ratio=_log_uniform(rng, 1 / 1.5, 2.5),
                     interface_tilt_deg=float(rng.uniform(-10.0, 10.0)))
     if family not in DOMAIN_KINDS:
         raise InputError(f"unknown image family {family!r}; use one of {FAMILIES}")
