@@ -209,10 +209,10 @@ def _fit_chunk(padded, shape, xy, radius, spacing, iterations, own):
     else:
         amplitude, sigma = own
         r2 = (px - xy[:, 0, None, None]) ** 2 + (py - xy[:, 1, None, None]) ** 2
-        values = values + amplitude[:, None, None] * np.exp(-r2 / (2 * sigma[:, None, None] ** 2)) * weights
+        profile = np.exp(-r2 / (2 * sigma[:, None, None] ** 2)) * weights
+        values = values + amplitude[:, None, None] * profile
         start = xy.astype(float)
-        background = np.percentile(values.reshape(len(xy), -1), 10, axis=1)
-        params = np.column_stack([amplitude, start, sigma, background])
+        params = np.column_stack([*_linear_peak_and_background(values, profile, weights), start, sigma])[:, [0, 2, 3, 4, 1]]
     active = np.ones(len(params), dtype=bool)  # columns still moving; converged ones stop
     for _ in range(iterations):
         step = _levenberg_marquardt_step(params[active], values[active], weights[active], px[active], py[active],
@@ -254,6 +254,21 @@ def render_columns(shape: tuple[int, int], columns: Columns) -> np.ndarray:
     inside = ((py >= 0) & (py < rows))[:, :, None] & ((px >= 0) & (px < cols))[:, None, :]
     index = py[:, :, None] * cols + px[:, None, :]
     return np.bincount(index[inside], weights=values[inside], minlength=rows * cols).reshape(rows, cols)
+
+
+def _linear_peak_and_background(values, profile, weights):
+    """(amplitude, background) per window that fit ``values`` best for a fixed ``profile`` (a
+    2 x 2 least-squares solve each): a joint fit starts there, so a column that has not moved
+    converges in one step. A window without a profile keeps amplitude 0 and its mean."""
+    n = len(values)
+    g, v, w = profile.reshape(n, -1), (values * weights).reshape(n, -1), weights.reshape(n, -1)
+    sgg, sg, sw, sgv, sv = (g * g).sum(1), g.sum(1), w.sum(1), (g * v).sum(1), v.sum(1)
+    det = sgg * sw - sg * sg
+    ok = det > 1e-12 * np.maximum(sgg * sw, 1e-300)
+    safe = np.where(ok, det, 1.0)
+    amplitude = np.where(ok, (sgv * sw - sg * sv) / safe, 0.0)
+    background = np.where(ok, (sgg * sv - sg * sgv) / safe, sv / np.maximum(sw, 1e-300))
+    return amplitude, background
 
 
 def _centre_of_mass(values, weights, px, py):

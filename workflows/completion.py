@@ -38,7 +38,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 from scipy.stats import norm
 
-from .atoms import Columns, fit_columns, inside_image, joint_radius, refine_jointly, render_columns
+from .atoms import REFINE_CHUNK, Columns, fit_columns, inside_image, joint_radius, refine_jointly, render_columns
 from .periodicity import Periodicity
 
 #: Expected share of false columns among the predicted sites that the test accepts.
@@ -50,6 +50,8 @@ SAME_SITE = 0.3
 TEST_RADIUS = 0.4
 #: Rounds of prediction at most; each grows the columns found by one step of the lattice.
 MAX_ROUNDS = 6
+#: The noise's correlation is measured on at most this many pixels each way, from the centre.
+NOISE_CROP = 1024
 
 
 def complete_columns(image: np.ndarray, columns: Columns, periodicity: Periodicity) -> Columns:
@@ -58,7 +60,7 @@ def complete_columns(image: np.ndarray, columns: Columns, periodicity: Periodici
     Rounds of :func:`predict_sites` and :func:`site_significance` on the image minus the
     columns' fitted profiles: the sites the Benjamini-Hochberg procedure accepts join the
     columns (fitted on that residual from the test's peak and the columns' median width), and
-    predict their own neighbours in the next round. Then every column is fitted jointly
+    predict their own neighbours in the next round; a site found empty is not tested again. Then every column is fitted jointly
     (:func:`~.atoms.refine_jointly`), and every column, found or predicted, is tested where it
     was fitted, against the image minus all the others, its ``z`` divided by the noise's
     correlation (:func:`noise_inflation`, measured on that residual, where every column is
@@ -69,17 +71,25 @@ def complete_columns(image: np.ndarray, columns: Columns, periodicity: Periodici
     cell = periodicity.column_cell
     radius = TEST_RADIUS * periodicity.column_spacing
     columns = replace(columns, spacing=periodicity.column_spacing, two_sublattices=periodicity.two_sublattices)
-    empty = np.empty((0, 2))
+    sigma = float(np.median(columns.sigma))
+    residual = image - render_columns(image.shape, columns)
+    empty = np.empty((0, 2))  # sites tested and found empty, never tested again
+    generators = columns.xy
     for _ in range(MAX_ROUNDS):
-        sites = predict_sites(columns.xy, cell, image.shape)
-        residual = image - render_columns(image.shape, columns)
-        sigma = float(np.median(columns.sigma))
+        sites = predict_sites(generators, cell, image.shape, taken=np.vstack([columns.xy, empty]))
         amplitude, z = site_significance(residual, sites, sigma, radius)
         found = accepted(z)
-        empty = sites[~found]
+        empty = np.vstack([empty, sites[~found]])
         if not found.any():
             break
-        columns = _joined(columns, residual, sites[found], amplitude[found], sigma)
+        new = _fitted(residual, sites[found], amplitude[found], sigma, columns)
+        residual -= render_columns(image.shape, new)
+        columns = replace(columns, xy=np.vstack([columns.xy, new.xy]),
+                          amplitude=np.concatenate([columns.amplitude, new.amplitude]),
+                          sigma=np.concatenate([columns.sigma, new.sigma]))
+        # only sites next to the new columns are new; all their neighbours predict them
+        near_new = cKDTree(new.xy).query(columns.xy, distance_upper_bound=2.5 * periodicity.column_spacing)[0] < np.inf
+        generators = columns.xy[near_new]
     columns = refine_jointly(image, columns)
     residual = image - render_columns(image.shape, columns)
     sigma = float(np.median(columns.sigma))
@@ -91,18 +101,16 @@ def complete_columns(image: np.ndarray, columns: Columns, periodicity: Periodici
     return columns.subset(keep)
 
 
-def _joined(columns: Columns, residual: np.ndarray, xy: np.ndarray, amplitude: np.ndarray, sigma: float) -> Columns:
-    """``columns`` and new ones at ``xy``, these fitted on ``residual`` (the image minus
-    ``columns``) from the test's amplitude and ``sigma``; a failed fit keeps those values, a
-    fit whose centre leaves the image drops the column."""
+def _fitted(residual: np.ndarray, xy: np.ndarray, amplitude: np.ndarray, sigma: float, columns: Columns) -> Columns:
+    """New columns at ``xy``, fitted on ``residual`` (the image minus ``columns``) from the
+    test's amplitude and ``sigma``; a failed fit keeps those values, a fit whose centre leaves
+    the image drops the column."""
     start = (amplitude, np.full(len(xy), sigma))
     fitted_xy, fitted_amplitude, fitted_sigma, failed = fit_columns(residual, xy, columns.spacing, joint_radius(columns),
                                                                     own=start)
     fitted_xy[failed], fitted_amplitude[failed], fitted_sigma[failed] = xy[failed], start[0][failed], start[1][failed]
     inside = inside_image(fitted_xy, residual.shape)
-    return replace(columns, xy=np.vstack([columns.xy, fitted_xy[inside]]),
-                   amplitude=np.concatenate([columns.amplitude, fitted_amplitude[inside]]),
-                   sigma=np.concatenate([columns.sigma, fitted_sigma[inside]]))
+    return Columns(fitted_xy[inside], fitted_amplitude[inside], fitted_sigma[inside], columns.spacing)
 
 
 def noise_inflation(residual: np.ndarray, sigma: float, radius: float) -> float:
@@ -111,12 +119,15 @@ def noise_inflation(residual: np.ndarray, sigma: float, radius: float) -> float:
 
     The test's amplitude is a weighted sum of the disk's pixels, ``a = w . v``; its variance is
     ``sum_ij w_i w_j C(p_i - p_j)`` for noise of covariance C, against ``sum_i w_i^2 C(0)``
-    for independent pixels. C is the autocorrelation of the residual after a high-pass of the
-    disk's radius (the test fits a plane per disk, so slower variations do not count); what
+    for independent pixels. C is the autocorrelation of the residual (its central
+    :data:`NOISE_CROP` pixels each way) after a high-pass of the disk's radius (the test fits a plane per disk, so slower variations do not count); what
     remains is noise and whatever the column model misses, both of which the test must not
     mistake for a column. Shot noise alone gives 1; a smoothed image (many detectors and
     drift-corrected series) 2-3.
     """
+    rows, cols = residual.shape
+    top, left = max(0, (rows - NOISE_CROP) // 2), max(0, (cols - NOISE_CROP) // 2)
+    residual = residual[top : top + NOISE_CROP, left : left + NOISE_CROP]  # stationary noise: a crop tells
     highpass = residual - ndimage.gaussian_filter(residual, radius)
     highpass -= highpass.mean()
     weights = _amplitude_weights(sigma, radius)
@@ -150,8 +161,10 @@ def lattice_neighbour_steps(column_cell: np.ndarray) -> np.ndarray:
     return np.array([u, -u, v, -v, u + v, -u - v, u - v, v - u])
 
 
-def predict_sites(xy: np.ndarray, column_cell: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Sites (x, y) on the column lattice next to the columns ``xy`` where none of them is.
+def predict_sites(xy: np.ndarray, column_cell: np.ndarray, shape: tuple[int, int],
+                  taken: np.ndarray | None = None) -> np.ndarray:
+    """Sites (x, y) on the column lattice next to the columns ``xy`` where none of ``taken``
+    (default: ``xy``) is.
 
     Each column predicts its eight lattice neighbours; predictions of one site (within
     :data:`SAME_SITE` column spacings of each other) are averaged. Sites outside the image's
@@ -159,13 +172,11 @@ def predict_sites(xy: np.ndarray, column_cell: np.ndarray, shape: tuple[int, int
     """
     spacing = float(np.hypot(*column_cell[0]))
     predictions = (xy[:, None, :] + lattice_neighbour_steps(column_cell)[None]).reshape(-1, 2)
-    rows, cols = shape
-    inside = (predictions[:, 0] >= 0) & (predictions[:, 0] <= cols - 1) & (predictions[:, 1] >= 0) & (
-        predictions[:, 1] <= rows - 1)
-    predictions = predictions[inside]
-    if len(xy):
-        taken = cKDTree(xy).query(predictions, distance_upper_bound=SAME_SITE * spacing)[0] < np.inf
-        predictions = predictions[~taken]
+    predictions = predictions[inside_image(predictions, shape)]
+    taken = xy if taken is None else taken
+    if len(taken) and len(predictions):
+        near = cKDTree(taken).query(predictions, distance_upper_bound=SAME_SITE * spacing)[0] < np.inf
+        predictions = predictions[~near]
     if len(predictions) == 0:
         return np.empty((0, 2))
     pairs = cKDTree(predictions).query_pairs(SAME_SITE * spacing, output_type="ndarray")
@@ -186,6 +197,11 @@ def site_significance(residual: np.ndarray, xy: np.ndarray, sigma: float, radius
     added back first, so that a column is tested against the image minus the others only. A
     site whose disk has too few pixels to estimate it gets z = 0.
     """
+    if len(xy) > REFINE_CHUNK:  # a few dozen numbers per disk pixel and site: in chunks, as the fits
+        parts = [site_significance(residual, xy[k : k + REFINE_CHUNK], sigma, radius,
+                                   own=None if own is None else tuple(o[k : k + REFINE_CHUNK] for o in own))
+                 for k in range(0, len(xy), REFINE_CHUNK)]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     if len(xy) == 0:
         return np.zeros(0), np.zeros(0)
     rows, cols = residual.shape
