@@ -22,7 +22,7 @@ import numpy as np
 from scipy import ndimage
 
 from .errors import InputError
-from .periodicity import measure_periodicity
+from .periodicity import Periodicity, measure_periodicity
 
 #: Peaks weaker than this share of a typical bright column's LoG response are not candidates.
 RELATIVE_PEAK_THRESHOLD = 0.15
@@ -56,9 +56,8 @@ class Columns:
         the image minus all other columns; None when not tested.
     empty_sites : (M, 2) float array, sites of the column lattice next to the columns that the
         test found empty (predicted, no significant column): where columns are missing.
-    two_sublattices : True when the image's periodicity shows two sublattices (a second site in
-        the cell, or a cell with the area of both, :mod:`.periodicity`); None when it cannot
-        tell (brightness then decides, :func:`~.lattice.split_sublattices`).
+    periodicity : the image's lattice the columns were found on (:mod:`.periodicity`): which
+        steps between columns are lattice steps, and whether it shows two sublattices.
     noise_inflation : how much the image's correlated noise widened the tests' standard errors
         (:func:`~.completion.noise_inflation`; 1 for independent pixels).
     """
@@ -69,7 +68,7 @@ class Columns:
     spacing: float
     significance: np.ndarray | None = None
     empty_sites: np.ndarray = field(default_factory=lambda: np.empty((0, 2)))
-    two_sublattices: bool | None = None
+    periodicity: Periodicity | None = None
     noise_inflation: float = 1.0
 
     def subset(self, keep: np.ndarray) -> Columns:
@@ -175,9 +174,11 @@ def fit_columns(image: np.ndarray, xy: np.ndarray, spacing: float, radius_spacin
     window before the fit (``image`` is then a residual with every column subtracted), and the
     fit starts from it; otherwise it starts from the window's centre of mass.
     """
+    if len(xy) == 0:
+        return np.empty((0, 2)), np.empty(0), np.empty(0), np.empty(0, dtype=bool)
     radius = _radius(spacing, radius_spacings)
     padded = np.pad(image, radius + 1, mode="constant")
-    chunks = range(0, len(xy), REFINE_CHUNK) if len(xy) else [0]
+    chunks = range(0, len(xy), REFINE_CHUNK)
     parts = [_fit_chunk(padded, image.shape, xy[start : start + REFINE_CHUNK], radius, spacing, iterations,
                         None if own is None else tuple(o[start : start + REFINE_CHUNK] for o in own))
              for start in chunks]

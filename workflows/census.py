@@ -132,7 +132,7 @@ def _empty_b_sites(lattice: AtomLattice, columns: Columns) -> np.ndarray:
     """The empty sites whose nearest columns are mostly A; none unless the periodicity showed
     two sublattices (with one, every predicted site is a site of it)."""
     sites = columns.empty_sites
-    if len(sites) == 0 or not columns.two_sublattices:
+    if len(sites) == 0 or columns.periodicity is None or not columns.periodicity.two_sublattices:
         return np.empty((0, 2))
     near = cKDTree(lattice.xy).query_ball_point(sites, 1.2 * columns.spacing)
     votes = np.array([np.mean(lattice.sublattice[n] == "A") if n else 0.0 for n in near])

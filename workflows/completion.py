@@ -52,25 +52,37 @@ TEST_RADIUS = 0.4
 MAX_ROUNDS = 6
 #: The noise's correlation is measured on at most this many pixels each way, from the centre.
 NOISE_CROP = 1024
+#: A site's sublattice neighbourhood (:func:`typical_of_their_sublattice`): within this many
+#: cells, at least MIN_NEIGHBOURS sites, whose median z of PLAIN_Z or more shows the sublattice.
+NEIGHBOURHOOD_CELLS, MIN_NEIGHBOURS, PLAIN_Z = 1.5, 5, 2.0
 
 
 def complete_columns(image: np.ndarray, columns: Columns, periodicity: Periodicity) -> Columns:
     """The columns found plus every predicted site that holds one, all fitted jointly.
 
-    Rounds of :func:`predict_sites` and :func:`site_significance` on the image minus the
-    columns' fitted profiles: the sites the Benjamini-Hochberg procedure accepts join the
-    columns (fitted on that residual from the test's peak and the columns' median width), and
-    predict their own neighbours in the next round; a site found empty is not tested again. Then every column is fitted jointly
-    (:func:`~.atoms.refine_jointly`), and every column, found or predicted, is tested where it
-    was fitted, against the image minus all the others, its ``z`` divided by the noise's
-    correlation (:func:`noise_inflation`, measured on that residual, where every column is
-    accounted for: a filtered image's noise peaks are as wide as columns and would pass a
-    test that assumes independent pixels). The columns that fail the same procedure are
-    dropped (noise peaks among the candidates) and join the sites found empty in the last round.
+    1. Rounds of :func:`predict_sites` and :func:`site_significance` on the image minus the
+       columns' fitted profiles: the sites the Benjamini-Hochberg procedure accepts join the
+       columns (fitted on that residual from the test's peak and the columns' median width)
+       and predict their own neighbours in the next round; a site found empty is not tested
+       again.
+    2. Every column is fitted jointly (:func:`~.atoms.refine_jointly`).
+    3. Every column, found or predicted, where it was fitted, and every site found empty, is
+       tested again against the image minus all the columns, its ``z`` divided by the noise's
+       correlation (:func:`noise_inflation`, measured on that residual, where every column is
+       accounted for: a filtered image's noise peaks are as wide as columns and would pass a
+       test that assumes independent pixels). A site holds a column when the procedure accepts
+       it, or when it is typical of its sublattice where that sublattice plainly shows
+       (:func:`typical_of_their_sublattice`). The rest are the empty sites.
     """
-    cell = periodicity.column_cell
-    radius = TEST_RADIUS * periodicity.column_spacing
-    columns = replace(columns, spacing=periodicity.column_spacing, two_sublattices=periodicity.two_sublattices)
+    columns = replace(columns, spacing=periodicity.column_spacing, periodicity=periodicity)
+    columns, empty = _grown(image, columns, periodicity)
+    return _tested(image, refine_jointly(image, columns), empty, periodicity)
+
+
+def _grown(image: np.ndarray, columns: Columns, periodicity: Periodicity) -> tuple[Columns, np.ndarray]:
+    """Step 1 of :func:`complete_columns`: the columns with every accepted predicted site, and
+    the sites found empty."""
+    cell, radius = periodicity.column_cell, TEST_RADIUS * periodicity.column_spacing
     sigma = float(np.median(columns.sigma))
     residual = image - render_columns(image.shape, columns)
     empty = np.empty((0, 2))  # sites tested and found empty, never tested again
@@ -82,35 +94,92 @@ def complete_columns(image: np.ndarray, columns: Columns, periodicity: Periodici
         empty = np.vstack([empty, sites[~found]])
         if not found.any():
             break
-        new = _fitted(residual, sites[found], amplitude[found], sigma, columns)
+        new, _ = _fitted(residual, sites[found], amplitude[found], sigma, columns)
         residual -= render_columns(image.shape, new)
-        columns = replace(columns, xy=np.vstack([columns.xy, new.xy]),
-                          amplitude=np.concatenate([columns.amplitude, new.amplitude]),
-                          sigma=np.concatenate([columns.sigma, new.sigma]))
+        columns = _together(columns, new)
         # only sites next to the new columns are new; all their neighbours predict them
         near_new = cKDTree(new.xy).query(columns.xy, distance_upper_bound=2.5 * periodicity.column_spacing)[0] < np.inf
         generators = columns.xy[near_new]
-    columns = refine_jointly(image, columns)
+    return columns, empty
+
+
+def _tested(image: np.ndarray, columns: Columns, empty: np.ndarray, periodicity: Periodicity) -> Columns:
+    """Step 3 of :func:`complete_columns`: the columns and empty sites that hold a column, with
+    their ``z``; the others are the empty sites."""
+    radius = TEST_RADIUS * periodicity.column_spacing
     residual = image - render_columns(image.shape, columns)
     sigma = float(np.median(columns.sigma))
     inflation = noise_inflation(residual, sigma, radius)
-    z = site_significance(residual, columns.xy, sigma, radius, own=(columns.amplitude, columns.sigma))[1] / inflation
-    keep = accepted(z)
-    columns = replace(columns, significance=z, empty_sites=np.vstack([empty, columns.xy[~keep]]),
-                      noise_inflation=inflation)
-    return columns.subset(keep)
+    z_found = site_significance(residual, columns.xy, sigma, radius, own=(columns.amplitude, columns.sigma))[1]
+    amplitude_empty, z_empty = site_significance(residual, empty, sigma, radius)
+    z = np.concatenate([z_found, z_empty]) / inflation
+    sites = np.vstack([columns.xy, empty])
+    holds = accepted(z) | typical_of_their_sublattice(sites, z, periodicity.cell)
+    n = len(columns.xy)
+    kept = replace(columns, significance=z[:n]).subset(holds[:n])
+    filled, inside = _fitted(residual, empty[holds[n:]], amplitude_empty[holds[n:]], sigma, columns)
+    filled = replace(filled, significance=z[n:][holds[n:]][inside])
+    return replace(_together(kept, filled), empty_sites=sites[~holds], noise_inflation=inflation)
 
 
-def _fitted(residual: np.ndarray, xy: np.ndarray, amplitude: np.ndarray, sigma: float, columns: Columns) -> Columns:
+def typical_of_their_sublattice(xy: np.ndarray, z: np.ndarray, cell: np.ndarray) -> np.ndarray:
+    """Sites whose ``z`` is nearer their sublattice's typical column there than to no column.
+
+    A site's sublattice neighbours are the sites within :data:`NEIGHBOURHOOD_CELLS` cells that
+    a whole number of cell vectors away (the same sublattice: a site of the other one sits
+    half a cell off). Where their median ``z``, ``m``, reaches :data:`PLAIN_Z` over at least
+    :data:`MIN_NEIGHBOURS` of them, the sublattice plainly shows there (that many empty sites
+    with half of them 2 noise widths up: about 1e-4); a site of it then holds a column when
+    ``z > m / 2``, the likelier of "a column like its neighbours'" and "none" for Gaussian
+    noise of unit width and even odds. So a weak sublattice (Ti beside Pb at a dose that puts
+    each column 1-4 noise widths up) is kept where it is, without the one-by-one bar that
+    its columns straddle, and a site where the sublattice stops (vacuum, a layer without it)
+    stays empty: its neighbours there are empty too.
+    """
+    n = len(xy)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    reach = NEIGHBOURHOOD_CELLS * np.hypot(*cell).max()
+    pairs = cKDTree(xy).query_pairs(reach, output_type="ndarray")
+    if len(pairs) == 0:
+        return np.zeros(n, dtype=bool)
+    fraction = (xy[pairs[:, 1]] - xy[pairs[:, 0]]) @ np.linalg.inv(cell)
+    whole = np.all(np.abs(fraction - np.round(fraction)) < 0.25, axis=1)
+    pairs = pairs[whole]
+    site, neighbour = np.concatenate([pairs[:, 0], pairs[:, 1]]), np.concatenate([pairs[:, 1], pairs[:, 0]])
+    order = np.lexsort((z[neighbour], site))  # by site, then by the neighbour's z
+    site, values = site[order], z[neighbour][order]
+    count = np.bincount(site, minlength=n)
+    start = np.concatenate([[0], np.cumsum(count)[:-1]])
+    median = np.where(count > 0, values[np.minimum(start + count // 2, len(values) - 1)], -np.inf)
+    plain = (count >= MIN_NEIGHBOURS) & (median >= PLAIN_Z)
+    # even odds moved by how many of the neighbours look like columns (at least 1 in 20 each way)
+    like_columns = np.bincount(site, weights=values > np.repeat(median, count) / 2, minlength=n)
+    share = np.clip(like_columns / np.maximum(count, 1), 0.05, 0.95)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bar = median / 2 - np.log(share / (1 - share)) / median
+    return plain & (z > bar)
+
+
+def _together(columns: Columns, more: Columns) -> Columns:
+    """``columns`` followed by ``more`` (their statistics too, where both have them)."""
+    significance = None if columns.significance is None or more.significance is None else np.concatenate(
+        [columns.significance, more.significance])
+    return replace(columns, xy=np.vstack([columns.xy, more.xy]), amplitude=np.concatenate([columns.amplitude, more.amplitude]),
+                   sigma=np.concatenate([columns.sigma, more.sigma]), significance=significance)
+
+
+def _fitted(residual: np.ndarray, xy: np.ndarray, amplitude: np.ndarray, sigma: float,
+            columns: Columns) -> tuple[Columns, np.ndarray]:
     """New columns at ``xy``, fitted on ``residual`` (the image minus ``columns``) from the
-    test's amplitude and ``sigma``; a failed fit keeps those values, a fit whose centre leaves
-    the image drops the column."""
+    test's amplitude and ``sigma``, and which of ``xy`` they are: a failed fit keeps those
+    values, a fit whose centre leaves the image drops the column."""
     start = (amplitude, np.full(len(xy), sigma))
     fitted_xy, fitted_amplitude, fitted_sigma, failed = fit_columns(residual, xy, columns.spacing, joint_radius(columns),
                                                                     own=start)
     fitted_xy[failed], fitted_amplitude[failed], fitted_sigma[failed] = xy[failed], start[0][failed], start[1][failed]
     inside = inside_image(fitted_xy, residual.shape)
-    return Columns(fitted_xy[inside], fitted_amplitude[inside], fitted_sigma[inside], columns.spacing)
+    return Columns(fitted_xy[inside], fitted_amplitude[inside], fitted_sigma[inside], columns.spacing), inside
 
 
 def noise_inflation(residual: np.ndarray, sigma: float, radius: float) -> float:

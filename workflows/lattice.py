@@ -26,6 +26,7 @@ from scipy.spatial import cKDTree
 
 from .atoms import Columns
 from .errors import InputError
+from .periodicity import Periodicity
 
 #: Brightness ratio below which the two colours of the neighbour graph are one sublattice.
 MIN_SUBLATTICE_CONTRAST = 1.2
@@ -45,10 +46,14 @@ CONTRAST_WINDOW = 3.0
 VISIBLE_SHARE = 0.25
 #: A column's local log contrast (against its nearest columns) is capped at this magnitude.
 MAX_LOG_CONTRAST = np.log(10.0)
-#: A B site's cage is its nearest A shell: A sites within (1 + this) x the nearest A distance.
+#: A B site's cage is its nearest A shell: A sites within (1 + this) x a / sqrt 2 (see find_cages).
 CAGE_SHELL = 0.35
 #: Neighbour distances of a local cell must lie within this relative tolerance of ``a``.
 CELL_TOLERANCE = 0.25
+#: Two columns are a step of the column lattice apart when their vector is within this many
+#: column spacings of one (:func:`lattice_step_graph`): far above any real off-centring (a B
+#: column 0.2 of the spacing off), far below the distance to the next site.
+STEP_TOLERANCE = 0.35
 #: Names of the local-lattice descriptor's columns.
 LOCAL_LATTICE_FIELDS = ("length_1", "length_2", "shear_deg", "rotation_deg")
 
@@ -105,7 +110,7 @@ class AtomLattice:
 
 def lattice_from_columns(columns: Columns) -> AtomLattice:
     """Split refined image columns into A and B by geometry and brightness, then measure."""
-    sublattice = split_sublattices(columns.xy, columns.amplitude, columns.spacing, columns.two_sublattices)
+    sublattice = split_sublattices(columns.xy, columns.amplitude, columns.spacing, columns.periodicity)
     return build_lattice(columns.xy, sublattice, columns.amplitude)
 
 
@@ -123,14 +128,16 @@ def lattice_from_positions(xy: np.ndarray, sublattice: np.ndarray | None = None)
 
 
 def split_sublattices(xy: np.ndarray, amplitude: np.ndarray, spacing: float,
-                      two_sublattices: bool | None = None) -> np.ndarray:
+                      periodicity: Periodicity | None = None) -> np.ndarray:
     """Label columns "A"/"B": which sublattice from the lattice, which one is A from brightness.
 
     1. The lattice gives the two sublattices (:func:`colour_sublattices`): nearest columns are
        of opposite sublattices, next-nearest ones (sqrt 2 further) of the same one, and a
        least-squares sign assignment over these links two-colours every connected patch of
        the lattice. The colours follow the lattice across a coherent interface, whatever the
-       brightness does there.
+       brightness does there. With the image's ``periodicity`` the links are the steps of its
+       column lattice (:func:`lattice_step_graph`), which off-centred columns keep; without
+       it, shells of distance (:func:`shell_graph`).
     2. Brightness names the colours. Each column's local contrast is its log amplitude minus
        the mean of its nearest (other-colour) neighbours', signed by its colour; the colour
        whose columns are brighter, summed over the patch (each column's contrast capped at a
@@ -144,8 +151,8 @@ def split_sublattices(xy: np.ndarray, amplitude: np.ndarray, spacing: float,
        distances, reaches :data:`MIN_SUBLATTICE_CONTRAST` on less than :data:`VISIBLE_SHARE`
        of the columns, only one sublattice is visible and every column is "A". The windows are
        local so that a layer with the flipped order does not cancel the contrast of the other,
-       and a layer whose A and B look alike takes its colours from the lattice. With
-       ``two_sublattices`` (the image's periodicity shows two, :mod:`.periodicity`) the colours
+       and a layer whose A and B look alike takes its colours from the lattice. Where the
+       ``periodicity`` shows two sublattices (:attr:`~.periodicity.Periodicity.two_sublattices`) the colours
        are two sublattices however alike they look, and the slightest contrast names them.
 
     Columns outside any patch (no neighbour in the two shells) take the class whose nearby
@@ -155,7 +162,7 @@ def split_sublattices(xy: np.ndarray, amplitude: np.ndarray, spacing: float,
     log_amplitude = np.log(np.clip(amplitude, 1e-12, None))
     if n < 2 or np.ptp(log_amplitude) == 0:
         return np.full(n, "A")
-    signed, scale = shell_graph(xy, spacing)
+    signed, scale = shell_graph(xy, spacing) if periodicity is None else lattice_step_graph(xy, periodicity)
     colour, patch = colour_sublattices(signed)
     opposite = (signed < 0).astype(float)
     n_opposite = np.asarray(opposite.sum(axis=1)).ravel()
@@ -167,6 +174,7 @@ def split_sublattices(xy: np.ndarray, amplitude: np.ndarray, spacing: float,
         -MAX_LOG_CONTRAST,
         MAX_LOG_CONTRAST,
     )  # a failed fit's near-zero amplitude must not outweigh its window
+    two_sublattices = periodicity is not None and periodicity.two_sublattices
     if not two_sublattices and not _sublattices_visible(xy, contrast, patch, scale):
         return np.full(n, "A")
     vote = np.bincount(patch, weights=np.nan_to_num(contrast))
@@ -177,6 +185,41 @@ def split_sublattices(xy: np.ndarray, amplitude: np.ndarray, spacing: float,
     if undecided.any():
         is_a[undecided] = _closer_to_a(xy, log_amplitude, is_a, undecided)
     return np.where(is_a, "A", "B")
+
+
+def lattice_step_graph(xy: np.ndarray, periodicity: Periodicity):
+    """Signed sparse graph of the column lattice's steps (-1: to the other sublattice, +1: to
+    the same) and the column spacing as every column's scale (:func:`shell_graph`'s form).
+
+    Two columns are linked when the vector between them lies within :data:`STEP_TOLERANCE`
+    column spacings of a step of the column lattice (along either cell vector or a diagonal):
+    a B column off its cage centre by a fifth of that distance keeps all four links to its
+    cage, where shells of distance lose the longer ones. A step changes sublattice when it is
+    no whole step of the brightest columns' cell (a second site shown in the cell); otherwise,
+    the cell being the column lattice itself, when it runs along a shortest cell vector (the
+    A-B steps of both [001] and [110]-type views), as the nearest shell does.
+    """
+    n = len(xy)
+    cell = periodicity.column_cell
+    spacing = periodicity.column_spacing
+    steps = np.array([[1, 0], [0, 1], [1, 1], [1, -1]])
+    pairs = cKDTree(xy).query_pairs(1.2 * np.hypot(*(steps @ cell).T).max(), output_type="ndarray")
+    if len(pairs) == 0:
+        return coo_matrix((n, n)).tocsr(), np.full(n, spacing)
+    vectors = xy[pairs[:, 1]] - xy[pairs[:, 0]]
+    index = np.rint(vectors @ np.linalg.inv(cell))
+    step = (np.abs(index).max(axis=1) == 1) & (np.hypot(*(vectors - index @ cell).T) < STEP_TOLERANCE * spacing)
+    pairs, index = pairs[step], index[step]
+    if periodicity.offset is not None:
+        whole = np.abs(((index @ cell) @ np.linalg.inv(periodicity.cell) + 0.5) % 1 - 0.5).max(axis=1) < 0.25
+        sign = np.where(whole, 1.0, -1.0)
+    else:
+        lengths = np.hypot(*cell.T)
+        changes = (lengths <= 1.1 * lengths.min()).astype(int)
+        sign = np.where((np.abs(index).astype(int) @ changes) % 2 == 1, -1.0, 1.0)
+    rows = np.concatenate([pairs[:, 0], pairs[:, 1]])
+    cols = np.concatenate([pairs[:, 1], pairs[:, 0]])
+    return coo_matrix((np.concatenate([sign, sign]), (rows, cols)), shape=(n, n)).tocsr(), np.full(n, spacing)
 
 
 def shell_graph(xy: np.ndarray, spacing: float):
@@ -310,7 +353,7 @@ def build_lattice(xy: np.ndarray, sublattice: np.ndarray, amplitude: np.ndarray)
     cage = np.full((len(xy), 4), -1)
     b_sites = np.flatnonzero(sublattice == "B")
     if len(b_sites):
-        cage[b_sites] = find_cages(xy[b_sites], xy[a_sites], orientation, a_sites)
+        cage[b_sites] = find_cages(xy[b_sites], xy[a_sites], orientation, a_sites, a)
     valid = (cage >= 0).all(axis=1)
     b_displacement = np.full((len(xy), 2), np.nan)
     b_displacement[valid] = xy[valid] - xy[cage[valid]].mean(axis=1)
@@ -366,10 +409,14 @@ def primitive_cell_area(xy: np.ndarray) -> float:
     return float(np.median(cross[np.arange(len(xy)), non_parallel]))
 
 
-def find_cages(b_xy, a_xy, orientation, a_index) -> np.ndarray:
+def find_cages(b_xy, a_xy, orientation, a_index, a: float) -> np.ndarray:
     """Each B site's nearest A shell, checked to be a real, centrosymmetric cage.
 
-    The shell is the A sites within ``1 + CAGE_SHELL`` times the nearest A distance. Four of
+    The shell is the A sites within ``1 + CAGE_SHELL`` times ``a / sqrt 2``, the distance from
+    a B site to its cage in both an [001] view (the cell's half diagonal, ``a`` its side) and
+    a [110]-type view (half the long side, ``a`` the short one): a fixed ruler of the lattice,
+    so that a strongly off-centred B (PbTiO3's Ti, 0.2 of that distance) keeps the far corners
+    of its cage, which a ruler of its own nearest distance would cut. Four of
     them (B at a cell centre, [001] perovskites) must form a parallelogram whose diagonals
     share their midpoint, and are returned counter-clockwise from the +a1+a2 corner; two of
     them (B midway between two A sites, e.g. [110] views) must lie on opposite sides, and are
@@ -378,7 +425,7 @@ def find_cages(b_xy, a_xy, orientation, a_index) -> np.ndarray:
     off-centring.
     """
     distance, nearest = cKDTree(a_xy).query(b_xy, k=4)
-    shell = distance <= (1 + CAGE_SHELL) * distance[:, :1]
+    shell = distance <= (1 + CAGE_SHELL) * a / np.sqrt(2)
     count = shell.sum(axis=1)
     corners = a_xy[nearest]
     cages = np.full((len(b_xy), 4), -1)
