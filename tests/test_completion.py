@@ -19,9 +19,10 @@ from ferrogym.workflows.completion import (
     noise_inflation,
     predict_sites,
     site_significance,
+    typical_of_their_sublattice,
 )
 from ferrogym.workflows.detection import find_columns
-from ferrogym.workflows.lattice import lattice_from_columns
+from ferrogym.workflows.lattice import colour_sublattices, lattice_from_columns, lattice_step_graph
 from ferrogym.workflows.metrics import match_positions
 from ferrogym.workflows.periodicity import MIN_OFFSET_PROMINENCE, measure_periodicity, reduced_basis
 from ferrogym.workflows.synthetic import SyntheticParams, generate
@@ -219,3 +220,43 @@ def test_generator_images_with_dim_b_columns_keep_every_b_site():
     assert (lattice.sublattice[detected] == sample.truth.sublattice[true]).all()
     both_b = (lattice.sublattice[detected] == "B")
     assert np.isfinite(lattice.b_displacement[detected[both_b]]).mean() >= 0.8
+
+
+# --------------------------------------------------------------------------- weak sublattices
+
+
+def test_a_weak_sublattice_is_kept_where_it_shows_and_left_out_where_it_stops():
+    """B sites of a square cell: z about 2.5 (a weak but plain sublattice) on the left half,
+    pure noise on the right. The left half is kept beyond what a one-by-one bar would keep; on
+    the right (and at the boundary) hardly anything is."""
+    rng = np.random.default_rng(7)
+    cell = np.array([[24.0, 0.0], [0.0, 24.0]])
+    i, j = np.meshgrid(np.arange(30), np.arange(20))
+    xy = np.column_stack([i.ravel(), j.ravel()]) @ cell + 12.0
+    left = xy[:, 0] < 15 * 24
+    z = np.where(left, rng.normal(2.5, 1.0, len(xy)), rng.normal(0.0, 1.0, len(xy)))
+    kept = typical_of_their_sublattice(xy, z, cell)
+    one_by_one = accepted(z)
+    assert kept[left].mean() > 0.8 > one_by_one[left].mean()
+    assert kept[~left].mean() <= 0.02
+
+
+def test_off_centred_b_columns_keep_their_cage_links():
+    """B columns off their cage centre by 0.2 of the column spacing (as Ti in PbTiO3): every A-B
+    step of the column lattice changes colour, every A-A step keeps it, so the colouring is the
+    truth."""
+    xy, sublattice, amplitude, inside = perovskite_001(0.15)
+    shift = 0.2 * A_PX / np.sqrt(2) * np.array([0.8, -0.6])
+    xy = np.where((sublattice == "B")[:, None], xy + shift, xy)[inside]
+    sublattice = sublattice[inside]
+    periodicity = measure_periodicity(image_of(xy, amplitude[inside]))
+    signed, _ = lattice_step_graph(xy, periodicity)
+    colour, patch = colour_sublattices(signed)
+    assert len(np.unique(patch)) == 1
+    expected = np.where(sublattice == "A", 1.0, -1.0)
+    assert np.array_equal(colour, expected) or np.array_equal(colour, -expected)
+    links = signed.tocoo()
+    a_b = sublattice[links.row] != sublattice[links.col]
+    assert (links.data[a_b] == -1).all() and (links.data[~a_b] == 1).all()
+    interior_b = (sublattice == "B") & (np.minimum(xy, np.array(SHAPE[::-1]) - 1 - xy).min(axis=1) > A_PX / 2)
+    assert (np.bincount(links.row[a_b], minlength=len(xy))[interior_b] == 4).all()
