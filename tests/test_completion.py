@@ -258,5 +258,5 @@ def test_off_centred_b_columns_keep_their_cage_links():
     links = signed.tocoo()
     a_b = sublattice[links.row] != sublattice[links.col]
     assert (links.data[a_b] == -1).all() and (links.data[~a_b] == 1).all()
-    interior_b = (sublattice == "B") & (np.minimum(xy, np.array(SHAPE[::-1]) - 1 - xy).min(axis=1) > A_PX / 2)
+    interior_b = (sublattice == "B") & (np.minimum(xy, np.array(SHAPE[::-1]) - 1 - xy).min(axis=1) > 0.75 * A_PX)
     assert (np.bincount(links.row[a_b], minlength=len(xy))[interior_b] == 4).all()
