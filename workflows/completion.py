@@ -13,12 +13,16 @@ the tails of bright neighbours do not count), a least-squares fit in a disk arou
 predicted position of ``amplitude x profile + background plane`` (the profile a Gaussian of
 the columns' median width, fixed at the predicted position). Its statistic is the fitted
 amplitude over its standard error, ``z``, from the residual variance of that fit, so the
-noise is measured where the column is (shot noise grows with the signal). A site holds a
-column when its ``z`` passes the Benjamini-Hochberg procedure over all sites tested in the
-round at a false discovery rate of :data:`FALSE_DISCOVERY_RATE` (one-sided normal p-values):
-about that share of the columns added are noise, whatever the B/A ratio, the dose or the
-number of sites. No brightness threshold is involved, so a B/A ratio of 0.05 or of 1.5, and a
-layer where the order flips, are treated alike.
+noise is measured where the column is (shot noise grows with the signal), widened by the
+measured correlation of the noise between pixels (:func:`noise_inflation`: 1 for shot
+noise, 2-3 for the smoothed images many microscopes write). A site holds a column when its
+``z`` passes the Benjamini-Hochberg procedure at a false discovery rate of
+:data:`FALSE_DISCOVERY_RATE` (one-sided normal p-values): about that share of the columns
+added are noise, whatever the B/A ratio, the dose or the number of sites. No brightness
+threshold is involved, so a B/A ratio of 0.05 or of 1.5, and a layer where the order flips,
+are treated alike. Where a whole sublattice is weak, each of its columns a few noise widths up,
+a site is also taken when it looks like its sublattice's columns around it more than like
+nothing (:func:`typical_of_their_sublattice`).
 
 Accepted sites are fitted (position, width, amplitude) and predict their own neighbours in the
 next round, so the lattice grows from wherever columns were found into regions where none were,
