@@ -14,7 +14,10 @@ polar variants of a rhombohedral film in [001] projection, 90 degrees apart) dif
 - **Priors.** Content: standard normal. Angle: uniform on the circle, so no orientation is
   preferred and variants 90 or 180 degrees apart are equally likely; its posterior is a wrapped
   normal whose KL to the uniform depends only on its spread (``log 2 pi - entropy``, floored at
-  0). Translation: normal with standard deviation :data:`SHIFT_PRIOR` (in half-windows).
+  0). That spread is bounded (smoothly) by where the KL reaches 0, sqrt(2 pi / e) = 87 degrees:
+  wider is no closer to the prior, it only hides the angle from the gradient, and unbounded it
+  grew past 360 degrees in trainings that then never used the angle. Translation: normal with
+  standard deviation :data:`SHIFT_PRIOR` (in half-windows).
 - **Loss.** Squared error of the standardised patch (unit noise variance) plus ``kl_weight``
   times the KL terms (a beta-VAE). Each patch has its mean removed, as the ``patch`` descriptor
   does, so a thickness background is not content.
@@ -66,6 +69,8 @@ TURN_MARGIN = 5.0
 #: 1.85 times the training, every 4th 1.2 times, equally reliable on the test's motif).
 TURN_EVERY = 4
 _LOG_2PI = math.log(2 * math.pi)
+#: The angle posterior's largest log sigma: where its KL to the uniform circle reaches 0.
+_ANGLE_LOG_SIGMA_MAX = 0.5 * _LOG_2PI - 0.5
 
 
 @dataclass(frozen=True)
@@ -168,7 +173,8 @@ class RotationalVAE(nn.Module):
         posterior = {"content": (out[:, :d], 0.5 * out[:, d : 2 * d])}
         rest = out[:, 2 * d :]
         if self.settings.rotation:
-            posterior["angle"] = (torch.atan2(rest[:, 1], rest[:, 0]), rest[:, 2])
+            log_sigma = _ANGLE_LOG_SIGMA_MAX - F.softplus(_ANGLE_LOG_SIGMA_MAX - rest[:, 2])
+            posterior["angle"] = (torch.atan2(rest[:, 1], rest[:, 0]), log_sigma)
             rest = rest[:, 3:]
         if self.settings.translation:
             posterior["shift"] = (rest[:, :2], 0.5 * rest[:, 2:4])
