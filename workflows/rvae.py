@@ -26,11 +26,13 @@ polar variants of a rhombohedral film in [001] projection, 90 degrees apart) dif
   the content latents absorb the rest (a second template, turned), or where the template stays
   a rotational blur and the angle is never used. Both are local optima of the loss. So each
   patch is also offered to the model turned by one, two and three quarter turns (exact on the
-  grid): a turned patch's encoding, less the turn, is an explanation of the patch as well, and
-  the one with the lowest loss is taken where it beats the patch's own by more than
-  :data:`TURN_MARGIN`. Training chooses so every :data:`TURN_EVERY` epochs, the final encoding
-  once more. A near-symmetric patch, which every turn explains about as well, keeps its own
-  encoding, so its angle stays one smooth orientation rather than a random quarter turn.
+  grid): a turned patch's encoding, less the turn, is an explanation of the patch as well.
+  Training takes each patch at its turn of lowest loss, chosen anew every :data:`TURN_EVERY`
+  epochs; where two turns explain it about equally (two templates a quarter turn apart), the
+  better one gets the data and the other fades. The final encoding takes a turn only where it
+  beats the patch's own encoding by more than :data:`TURN_MARGIN`: a near-symmetric patch,
+  which every turn explains about as well, keeps its own, so its angle stays one smooth
+  orientation rather than a random quarter turn.
 - **Convention.** The angle is measured counter-clockwise as the image is displayed (rows
   down): a patch turned counter-clockwise on screen by 90 degrees has its angle raised by 90
   degrees, modulo 360 (for a structure without symmetry; a structure with n-fold symmetry has
@@ -60,13 +62,14 @@ SIDE = 24
 SHIFT_PRIOR = 0.1
 #: The template's grid reaches this much further than the patch's, so a turned grid stays on it.
 TEMPLATE_REACH = math.sqrt(2)
-#: A quarter turn of a patch replaces the patch's own encoding only where it lowers the patch's
-#: loss (negative ELBO at the posterior means, in nats) by more than this. Measured after
-#: training: a four-fold symmetric patch's turns differ by at most 2.4 (99th percentile), a
-#: turn that corrects a wrong angle gains 15-200.
+#: In the final encoding, a quarter turn of a patch replaces the patch's own encoding only where
+#: it lowers the patch's loss (negative ELBO at the posterior means, in nats) by more than this.
+#: Measured after training: a four-fold symmetric patch's turns differ by at most 2.4 (99th
+#: percentile), a turn that corrects a wrong angle gains 15-200.
 TURN_MARGIN = 5.0
-#: Training re-chooses every patch's quarter turn every this many epochs (every epoch costs
-#: 1.85 times the training, every 4th 1.2 times, equally reliable on the test's motif).
+#: Training re-chooses every patch's quarter turn every this many epochs (choosing every epoch
+#: costs 1.85 times the training without turns, every 4th 1.2 times; both passed every seed
+#: tried on the test's motif).
 TURN_EVERY = 4
 _LOG_2PI = math.log(2 * math.pi)
 #: The angle posterior's largest log sigma: where its KL to the uniform circle reaches 0.
@@ -207,10 +210,10 @@ class RotationalVAE(nn.Module):
         error = 0.5 * ((recon - patches) ** 2).flatten(1).sum(1)
         return error + self.settings.kl_weight * _kl(posterior)
 
-    def best_quarter_turns(self, patches: torch.Tensor) -> torch.Tensor:
+    def best_quarter_turns(self, patches: torch.Tensor, margin: float = TURN_MARGIN) -> torch.Tensor:
         """Per patch, how many counter-clockwise quarter turns (0-3) it is to be encoded at: the
         turn of lowest loss at the posterior means where that beats the patch itself (0) by more
-        than :data:`TURN_MARGIN`, else 0. Always 0 without rotation invariance."""
+        than ``margin``, else 0. Always 0 without rotation invariance."""
         n, device = len(patches), patches.device
         if not self.settings.rotation:
             return torch.zeros(n, dtype=torch.long, device=device)
@@ -219,7 +222,7 @@ class RotationalVAE(nn.Module):
         with torch.no_grad():
             losses = torch.stack([self.loss(quarter_turn(patches, k), at_means) for k in range(4)])
         best, turns = losses.min(0)
-        return torch.where(losses[0] - best > TURN_MARGIN, turns, 0)
+        return torch.where(losses[0] - best > margin, turns, 0)
 
 
 def quarter_turn(patches: torch.Tensor, turns: torch.Tensor | int) -> torch.Tensor:
@@ -277,8 +280,9 @@ def fit_latents(patches: np.ndarray, settings: VAESettings) -> Latents:
 
 
 def _train(model: RotationalVAE, data: torch.Tensor, settings: VAESettings) -> float:
-    """Adam over shuffled mini-batches of the patches at their chosen quarter turns (chosen anew
-    every :data:`TURN_EVERY` epochs); noise and order come from one seeded CPU generator."""
+    """Adam over shuffled mini-batches of the patches, each at its quarter turn of lowest loss
+    (no margin; chosen anew every :data:`TURN_EVERY` epochs); noise and order come from one
+    seeded CPU generator."""
     device = data.device
     generator = torch.Generator().manual_seed(settings.seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
@@ -287,7 +291,7 @@ def _train(model: RotationalVAE, data: torch.Tensor, settings: VAESettings) -> f
     epoch_loss = float("nan")
     for epoch in range(settings.epochs):
         if epoch % TURN_EVERY == 0:
-            turned = quarter_turn(data, model.best_quarter_turns(data))
+            turned = quarter_turn(data, model.best_quarter_turns(data, margin=0.0))
         order = torch.randperm(n, generator=generator)
         total = 0.0
         for start in range(0, n, settings.batch_size):
