@@ -39,7 +39,7 @@ polar variants of a rhombohedral film in [001] projection, 90 degrees apart) dif
   its angle defined modulo 360 / n).
 - **Cost.** Training is seeded and deterministic on the CPU (one thread: results do not depend
   on how many cores a process has). It runs on a GPU when torch sees one; :attr:`Latents.device`
-  says which.
+  says which. The multi-start makes a training about 1.3 times as long.
 """
 
 from __future__ import annotations
@@ -68,8 +68,8 @@ TEMPLATE_REACH = math.sqrt(2)
 #: percentile), a turn that corrects a wrong angle gains 15-200.
 TURN_MARGIN = 5.0
 #: Training re-chooses every patch's quarter turn every this many epochs (choosing every epoch
-#: costs 1.85 times the training without turns, every 4th 1.2 times; both passed every seed
-#: tried on the test's motif).
+#: made a training cost about 2.3 times one without turns, every 4th about 1.3 times; both
+#: passed every seed tried on the test's motif).
 TURN_EVERY = 4
 _LOG_2PI = math.log(2 * math.pi)
 #: The angle posterior's largest log sigma: where its KL to the uniform circle reaches 0.
