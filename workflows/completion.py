@@ -55,7 +55,7 @@ TEST_RADIUS = 0.4
 #: Rounds of prediction at most; each grows the columns found by one step of the lattice.
 MAX_ROUNDS = 6
 #: The noise's correlation is measured on at most this many pixels each way, from the centre.
-NOISE_CROP = 1024
+NOISE_CROP = 512
 #: A site's sublattice neighbourhood (:func:`typical_of_their_sublattice`): within this many
 #: cells, at least MIN_NEIGHBOURS sites, whose median z of PLAIN_Z or more shows the sublattice.
 NEIGHBOURHOOD_CELLS, MIN_NEIGHBOURS, PLAIN_Z = 1.5, 5, 2.0

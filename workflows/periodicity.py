@@ -32,7 +32,7 @@ from .errors import InputError
 
 #: The autocorrelation is measured on at most this many pixels each way, from the image's
 #: centre: a full frame repeats the same lattice, and the cost grows with the area.
-CROP = 1024
+CROP = 512
 #: Peaks of at least this share of the strongest non-zero lag span the lattice of the
 #: brightest columns.
 STRONG_PEAK = 0.25
