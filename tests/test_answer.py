@@ -127,7 +127,9 @@ def test_a_calibration_says_where_its_pixel_size_came_from():
     assert calibration_of(9.0, None, 9.0, "signal").describe()["note"].endswith("from the signal's axes, and in px")
     assert calibration_of(16.0, None, None).source == "synthetic truth"
     calibration = Calibration(15.0, "file")
-    assert calibration.length(24.2) == {"px": 24.2, "pm": 363.0} and calibration.text(24.2) == "363 pm (24.2 px)"
-    assert Calibration(None).length(24.2) == {"px": 24.2, "pm": None} and Calibration(None).text(24.2) == "24.2 px"
+    assert calibration.length(24.2) == {"px": 24.2, "pm": 363.0}
+    assert Calibration.length_text(calibration.length(24.2)) == "363 pm (24.2 px)"
+    assert Calibration(None).length(24.2) == {"px": 24.2, "pm": None}
+    assert Calibration.length_text(Calibration(None).length(24.2)) == "24.2 px"
     with pytest.raises(ValueError):
         Calibration(15.0, "unknown")

@@ -14,7 +14,8 @@ from ferrogym.agents import analyze as analyze_module
 from ferrogym.workflows import figure as figure_module
 from ferrogym.workflows.cells import cell_raster
 from ferrogym.workflows.errors import InputError
-from ferrogym.workflows.figure import (ARROW_GAIN, MAX_ARROWS_ACROSS, columns_figure, matched_colours, save_figure,
+from ferrogym.workflows.figure import (ARROW_GAIN, ARROW_SPACING_INCHES, arrow_cells, columns_figure, matched_colours,
+                                       save_figure,
                                        save_segmentation_figure, segmentation_figure)
 from ferrogym.workflows.metrics import match_positions
 from ferrogym.workflows.synthetic import SyntheticParams, generate
@@ -192,12 +193,15 @@ def test_cells_tile_the_crystal_as_voronoi_cells_and_close_the_hole_of_a_missing
     assert (index.ravel()[clear] == nearest[clear, 0]).all()
 
 
-def test_a_full_frame_draws_one_mean_arrow_per_block_of_cells():
-    a, cells = 10.0, 2 * MAX_ARROWS_ACROSS  # twice the cells across a panel that get an arrow each
+def test_a_full_frame_draws_one_mean_arrow_per_domain_and_block_of_cells():
+    """100 x 100 cells, two domains with a wall at x = 455 (not on a block edge): one arrow per
+    block and domain, the mean of that domain's sites, far enough apart to read."""
+    a, cells = 10.0, 100
     i, j = (v.ravel() for v in np.meshgrid(np.arange(cells), np.arange(cells)))
     xy = a * (np.column_stack([i, j]) + 0.5)
-    vectors = np.where((i < cells // 2)[:, None], [[1.0, 0.0]], [[0.0, -1.0]])
-    segmentation = Segmentation(xy, (i >= cells // 2).astype(int), a)
+    left = xy[:, 0] < 455
+    vectors = np.where(left[:, None], [[1.0, 0.0]], [[0.0, -1.0]])
+    segmentation = Segmentation(xy, (~left).astype(int), a)
 
     class Lattice:  # what the polarization panel reads of a lattice
         sublattice = np.full(len(xy), "B")
@@ -207,13 +211,19 @@ def test_a_full_frame_draws_one_mean_arrow_per_block_of_cells():
 
     image = np.random.default_rng(0).random((int(a * cells), int(a * cells)))
     figure = segmentation_figure(image, segmentation, "frame", lattice=Lattice)
-    (quiver,) = [c for axes in figure.axes for c in axes.collections if isinstance(c, Quiver)]
-    assert len(quiver.U) <= (MAX_ARROWS_ACROSS + 1) ** 2 < len(xy)
-    drawn = np.column_stack([quiver.U, quiver.V])
-    left = quiver.get_offsets()[:, 0] < a * cells / 2
-    np.testing.assert_allclose(drawn[left], [[1.0, 0.0]] * left.sum())  # block means of equal arrows
-    np.testing.assert_allclose(drawn[~left], [[0.0, -1.0]] * (~left).sum())
-    assert "mean of 2 x 2 cells" in figure.axes[1].get_title()
+    polarization = figure.axes[1]
+    panel_inches = polarization.get_position().width * figure.get_figwidth()
+    n = arrow_cells((0, a * cells, a * cells, 0), a, panel_inches)
+    assert n > 1 and cells * ARROW_SPACING_INCHES / n <= panel_inches  # arrows at least 0.2 in apart
+    (quiver,) = [c for c in polarization.collections if isinstance(c, Quiver)]
+    drawn, at = np.column_stack([quiver.U, quiver.V]), quiver.get_offsets()
+    on_left = at[:, 0] < 455
+    np.testing.assert_allclose(drawn[on_left], [[1.0, 0.0]] * on_left.sum())  # no mean across the wall
+    np.testing.assert_allclose(drawn[~on_left], [[0.0, -1.0]] * (~on_left).sum())
+    blocks = -(-cells // n)
+    assert blocks**2 < len(drawn) <= blocks * (blocks + 1)  # the blocks the wall cuts: one arrow per side
+    assert polarization.get_title().endswith(f"drawn {n * ARROW_GAIN:g} x), mean of {n} x {n} cells per domain")
+    assert 1 / quiver.scale == n * ARROW_GAIN  # n times longer: the same share of their spacing
 
 
 @pytest.mark.parametrize("kind, signature", [("png", b"\x89PNG"), ("svg", b"<?xml"), ("pdf", b"%PDF")])
@@ -243,3 +253,15 @@ def test_the_columns_figure_marks_each_sublattice_and_the_missing_b_sites(wide_w
     marked = {len(line.get_xdata()) for line in figure.axes[0].get_lines()}
     assert marked == {(lattice.sublattice == "A").sum(), (lattice.sublattice == "B").sum(), 3}
     _scale_bar(figure.axes[0])
+
+
+def test_a_full_frame_marks_its_columns_on_a_detail_outlined_on_the_whole_field(perovskite):
+    from ferrogym.workflows.lattice import lattice_from_positions
+
+    xy, sublattice = perovskite(n_cells=100, a=20.0)
+    image = np.random.default_rng(0).random((2020, 2020))
+    figure = columns_figure(image, lattice_from_positions(xy, sublattice), "frame")
+    whole, detail = figure.axes[:2]
+    assert whole.get_title() == "whole field (detail outlined)" and detail.get_title().startswith("detail, 16 cells")
+    assert np.ptp(detail.get_xlim()) == pytest.approx(16 * 20.0, abs=1) and len(whole.patches) == 1
+    assert not whole.get_lines() and len(detail.get_lines()) == 2  # rings on the detail only

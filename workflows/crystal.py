@@ -192,16 +192,14 @@ def describe_columns(lattice: AtomLattice, calibration: Calibration, image_shape
 
 def found_line(columns: dict, calibration: Calibration, seconds: float | None = None) -> str:
     """One line of what the column finding found, for the terminal."""
-    a = columns["lattice_constant"]
-    a_text = calibration.text(a["px"]) if a["px"] is not None else "unknown"
     parts = [f"found {columns['A'] + columns['B']} columns (A {columns['A']}, B {columns['B']})",
-             f"a = {a_text}", f"{columns['cell']['symmetry']} cell"]
+             f"a = {Calibration.length_text(columns['lattice_constant'])}", f"{columns['cell']['symmetry']} cell"]
     if columns["b_over_a_peak"] is not None:
         parts.append(f"B/A peak {columns['b_over_a_peak']:.2f}")
     if not calibration.known:
         parts.append("pixel size unknown: lengths in px")
     if seconds is not None:
-        parts.append(f"{seconds:.1f} s")
+        parts.append(f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.0f} s")
     return ", ".join(parts)
 
 
@@ -213,8 +211,7 @@ def check_crystal(columns: dict, calibration: Calibration, source: str = "the im
     """
     one = " of one sublattice" if columns["sublattices"] == 1 else ""
     a = columns["lattice_constant"]
-    found = (f"{source}: found {columns['A'] + columns['B']} columns{one} with a = "
-             + (f"{a['pm']:.0f} pm ({a['px']:.1f} px)" if a["pm"] is not None else f"{a['px']:.1f} px"))
+    found = f"{source}: found {columns['A'] + columns['B']} columns{one} with a = {Calibration.length_text(a)}"
     low, high = LATTICE_PM
     if a["pm"] is not None and not low <= a["pm"] <= high:
         raise NotACrystalImage(

@@ -17,9 +17,11 @@ scale bar (pm or nm where the pixel size is known, else pixels) and its key besi
   the *negative* B-site displacement (``-lattice.b_displacement``, DESIGN.md section 4),
   :data:`ARROW_GAIN` times its length whatever the image, so that 3 pm of noise draws as specks
   and 30 pm of polar displacement as arrows; coloured by direction (a colour wheel is the key),
-  with a 20 pm arrow (1 px without a pixel size) and the median displacement as the length key. On a full frame (more than
-  :data:`MAX_ARROWS_ACROSS` cells across) each arrow is the mean of n x n cells, and the title
-  says n.
+  with a 20 pm arrow (1 px without a pixel size) and the median displacement as the length key.
+  On a full frame (arrows closer than :data:`ARROW_SPACING_INCHES` on the panel) each arrow is
+  the mean of the sites of one label in a block of n x n cells, drawn n times longer again (the
+  arrows keep their share of the spacing between them), over the image blurred over half a
+  cell; the title says n and the gain.
 
 :func:`columns_figure` draws the column detection: A and B columns marked on the image, and
 where the caller knows them the B sites the lattice predicts but no column holds.
@@ -42,8 +44,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import Normalize, to_rgba
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
+from matplotlib.patches import Patch, Rectangle
 from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 from skimage.measure import block_reduce
@@ -67,11 +70,14 @@ ARROW_GAIN = 6.0
 #: The length key's arrow: a typical polar B-site displacement (BiFeO3, PbTiO3: 20-35 pm), or one
 #: pixel where the pixel size is unknown.
 KEY_PM, KEY_PX = 20.0, 1.0
-#: Above this many cells across a panel, arrows are means over n x n cells.
-MAX_ARROWS_ACROSS = 40
+#: Arrows stand at least this far apart on the panel; more cells across than that allows, and
+#: each arrow is the mean of n x n cells.
+ARROW_SPACING_INCHES = 0.2
 #: Cells are rasterised at this many points per cell side (at least one per pixel).
 RASTER_POINTS_PER_CELL = 6
 A_COLOUR, B_COLOUR, MISSING_COLOUR = "#ff4040", "#40c0ff", "#ffd000"
+#: Columns closer than this on the panel are marked on a detail of DETAIL_CELLS cells across.
+MARKER_SPACING_INCHES, DETAIL_CELLS = 0.08, 16
 
 # Layout, in inches: each panel gets about PANEL_AREA square inches at the data's aspect ratio;
 # the whole figure's longer side is at most MAX_INCHES. Each panel has tick labels left of and
@@ -142,6 +148,10 @@ def segmentation_figure(
     """
     calibration = calibration or Calibration(None)
     extent = _extent(image, segmentation)
+    arrows = polarization(lattice) if lattice is not None else None
+    n_panels = 1 + (truth is not None) + len(maps or {}) + (arrows is not None)
+    figure, boxes, key_boxes = _layout(extent, n_panels, title, panel_area=panel_area, max_inches=max_inches,
+                                       dpi=dpi)
     domains_title = "domains (prediction)" if truth is not None else "domains"
     panels = [_Panel(domains_title, lambda axes, key: _draw_domains(axes, image, segmentation, extent,
                                                                     names=label_names))]
@@ -153,16 +163,14 @@ def segmentation_figure(
         panels.append(_Panel(_map_title(name, values),
                              lambda axes, key, xy=xy, values=values, name=name: _draw_map(axes, key, image, xy, values,
                                                                                          name, extent)))
-    arrows = polarization(lattice) if lattice is not None else None
     if arrows is not None:
         a = lattice.lattice_constant_px
-        cells = _bin_cells(extent, a)
-        binned = f", mean of {cells} x {cells} cells" if cells > 1 else ""
-        panels.append(_Panel(f"polarization (-B displacement, drawn {ARROW_GAIN:g} x){binned}",
+        cells = arrow_cells(extent, a, boxes[-1][2] * figure.get_figwidth())
+        binned = f", mean of {cells} x {cells} cells per domain" if cells > 1 else ""
+        labels = segmentation.labels[cKDTree(segmentation.xy).query(arrows[0])[1]] if cells > 1 else None
+        panels.append(_Panel(f"polarization (-B displacement, drawn {ARROW_GAIN * cells:g} x){binned}",
                              lambda axes, key: _draw_polarization(axes, key, image, *arrows, a, extent, calibration,
-                                                                  cells)))
-    figure, boxes, key_boxes = _layout(extent, len(panels), title, panel_area=panel_area, max_inches=max_inches,
-                                       dpi=dpi)
+                                                                  cells, labels)))
     panel_axes = [figure.add_axes(box) for box in boxes]  # first, so figure.axes[:n] are the panels
     for panel, axes, key in zip(panels, panel_axes, key_boxes):
         panel.draw(axes, key)
@@ -177,6 +185,10 @@ def columns_figure(image: np.ndarray, lattice: AtomLattice, title: str = "", *,
                    panel_area: float = PANEL_AREA, max_inches: float = MAX_INCHES, dpi: int = DPI) -> Figure:
     """The column detection over the image: A and B columns marked, with a legend and scale bar.
 
+    Where the columns would stand closer than :data:`MARKER_SPACING_INCHES` on the panel (a full
+    frame), a second panel shows a detail of :data:`DETAIL_CELLS` cells across from the centre,
+    marked, and the first the whole field with the detail's outline (and the missing B sites).
+
     Parameters
     ----------
     image : (H, W) array
@@ -188,10 +200,46 @@ def columns_figure(image: np.ndarray, lattice: AtomLattice, title: str = "", *,
     panel_area, max_inches, dpi : as for :func:`segmentation_figure`.
     """
     calibration = calibration or Calibration(None)
+    missing = np.empty((0, 2)) if missing_b_xy is None else np.asarray(missing_b_xy, dtype=float).reshape(-1, 2)
     extent = _extent(image, None)
-    figure, (box,), (key,) = _layout(extent, 1, title, panel_area=panel_area, max_inches=max_inches, dpi=dpi)
-    axes = figure.add_axes(box)
-    _show_image(axes, image, extent)
+    a = lattice.lattice_constant_px
+    figure, boxes, keys = _layout(extent, 1, title, panel_area=panel_area, max_inches=max_inches, dpi=dpi)
+    cells_across = (extent[1] - extent[0]) / a
+    if cells_across * MARKER_SPACING_INCHES > boxes[0][2] * figure.get_figwidth():
+        figure, boxes, keys = _layout(extent, 2, title, panel_area=panel_area, max_inches=max_inches, dpi=dpi)
+    whole = figure.add_axes(boxes[0])
+    _show_image(whole, image, extent)
+    if len(boxes) == 1:
+        _mark_columns(whole, lattice, missing, extent)
+        _finish_panel(whole, extent, calibration, "")
+    else:
+        detail = _detail_extent(extent, a)
+        whole.add_patch(Rectangle((detail[0], detail[3]), detail[1] - detail[0], detail[2] - detail[3], fill=False,
+                                  edgecolor=MISSING_COLOUR, linewidth=1.0))
+        if len(missing):
+            whole.plot(*missing.T, ls="", marker="x", ms=3, mec=MISSING_COLOUR, mew=0.6)
+        _finish_panel(whole, extent, calibration, "whole field (detail outlined)")
+        zoom = figure.add_axes(boxes[1])
+        left, right, bottom, top = (int(round(v + 0.5)) for v in detail)
+        zoom.imshow(image[top:bottom, left:right], cmap="gray", interpolation="nearest", extent=detail)
+        _mark_columns(zoom, lattice, missing, detail)
+        _finish_panel(zoom, detail, calibration, f"detail, {DETAIL_CELLS} cells across")
+    if title:
+        figure.suptitle(title, fontsize=10, y=1 - 0.5 * _TITLE / figure.get_figheight(), va="center")
+    return figure
+
+
+def _detail_extent(extent, a: float) -> tuple[float, float, float, float]:
+    """The extent of a centred crop of the image's aspect, DETAIL_CELLS cells across its longer side."""
+    width, height = extent[1] - extent[0], extent[2] - extent[3]
+    shrink = DETAIL_CELLS * a / max(width, height)
+    cx, cy = (extent[0] + extent[1]) / 2, (extent[2] + extent[3]) / 2
+    half_w, half_h = np.round(shrink * width / 2), np.round(shrink * height / 2)
+    return cx - half_w, cx + half_w, cy + half_h, cy - half_h
+
+
+def _mark_columns(axes, lattice: AtomLattice, missing: np.ndarray, extent) -> None:
+    """A and B columns as rings (and missing B sites as crosses) with a legend of their counts."""
     size = _marker_points(axes, extent, 0.3 * lattice.lattice_constant_px)
     width = min(0.8, 0.15 * size)
     handles = []
@@ -200,15 +248,11 @@ def columns_figure(image: np.ndarray, lattice: AtomLattice, title: str = "", *,
         if len(xy):  # markers of one Line2D: stamped, fast on a full frame's 25,000 columns
             axes.plot(*xy.T, ls="", marker="o", ms=size, mfc="none", mec=colour, mew=width)
             handles.append(Line2D([], [], ls="", marker="o", mfc="none", mec=colour, label=f"{site} columns ({len(xy)})"))
-    if missing_b_xy is not None and len(missing_b_xy):
-        axes.plot(*np.asarray(missing_b_xy).T, ls="", marker="x", ms=size, mec=MISSING_COLOUR, mew=width)
+    if len(missing):
+        axes.plot(*missing.T, ls="", marker="x", ms=size, mec=MISSING_COLOUR, mew=width)
         handles.append(Line2D([], [], ls="", marker="x", color=MISSING_COLOUR,
-                              label=f"B site predicted,\nno column ({len(missing_b_xy)})"))
+                              label=f"B site predicted,\nno column ({len(missing)})"))
     _legend(axes, handles)
-    _finish_panel(axes, extent, calibration, "")
-    if title:
-        figure.suptitle(title, fontsize=10, y=1 - 0.5 * _TITLE / figure.get_figheight(), va="center")
-    return figure
 
 
 def save_figure(figure: Figure, path, dpi: int | None = None) -> Path:
@@ -362,13 +406,15 @@ def _length_text(pm: float) -> str:
     return f"{pm / 1000:g} nm" if pm >= 1000 else f"{pm:g} pm"
 
 
-def _show_image(axes, image, extent) -> None:
+def _show_image(axes, image, extent, smooth_px: float = 0.0) -> None:
     """The image in grey (averaged in blocks of n x n pixels where it has n >= 2 times the
-    pixels the panel shows at the figure's dpi, as the display would), or a dark field for
-    positions alone."""
+    pixels the panel shows at the figure's dpi, as the display would), blurred by a Gaussian of
+    ``smooth_px`` first if asked, or a dark field for positions alone."""
     if image is None:
         axes.imshow(np.zeros((1, 1)), cmap="gray", vmin=0, vmax=1, extent=extent)
         return
+    if smooth_px > 0:
+        image = ndimage.gaussian_filter(np.asarray(image, dtype=float), smooth_px)
     shown = axes.get_position().width * axes.figure.get_figwidth() * axes.figure.dpi
     block = int(np.shape(image)[1] // shown)
     if block >= 2:
@@ -412,7 +458,7 @@ def _draw_domains(axes, image, segmentation: Segmentation, extent, colours: np.n
                              label=f"unassigned cell ({unassigned}):\nnot described (edge, no\ncomplete cage, failed fit)"))
     if len(segmentation.wall_points):
         axes.plot(*segmentation.wall_points.T, ".", color="white", mec="black", mew=0.2,
-                  markersize=_marker_points(axes, extent, 0.18 * segmentation.spacing))
+                  markersize=max(2.0, _marker_points(axes, extent, 0.18 * segmentation.spacing)))
         handles.append(Line2D([], [], ls="", marker=".", color="white", mec="black", mew=0.3, label="domain wall"))
     _legend(axes, handles)
 
@@ -430,32 +476,38 @@ def _marker_points(axes, extent, length_px: float) -> float:
     return max(1.0, length_px * panel_inches * 72 / (extent[1] - extent[0]))
 
 
-def _bin_cells(extent, a: float) -> int:
-    """Cells per side of the blocks whose mean arrow is drawn: 1 up to MAX_ARROWS_ACROSS cells across."""
+def arrow_cells(extent, a: float, panel_inches: float) -> int:
+    """Cells per side of the blocks whose mean arrow is drawn: 1 while the arrows stand at least
+    :data:`ARROW_SPACING_INCHES` apart on the panel, else as many as keep them so."""
     across = max(extent[1] - extent[0], extent[2] - extent[3]) / a
-    return max(1, int(np.ceil(across / MAX_ARROWS_ACROSS)))
+    return max(1, int(np.ceil(across * ARROW_SPACING_INCHES / panel_inches)))
 
 
-def binned_arrows(xy: np.ndarray, vectors: np.ndarray, size_px: float) -> tuple[np.ndarray, np.ndarray]:
-    """Mean position and vector of the arrows in each square block of ``size_px``."""
+def binned_arrows(xy: np.ndarray, vectors: np.ndarray, size_px: float,
+                  labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Mean position and vector of the arrows in each square block of ``size_px``, per label
+    when ``labels`` are given (a mean across a wall would mix two domains into neither)."""
     block = np.floor((xy - xy.min(axis=0)) / size_px).astype(int)
-    _, inverse, counts = np.unique(block, axis=0, return_inverse=True, return_counts=True)
+    keys = block if labels is None else np.column_stack([block, labels])
+    _, inverse, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
     inverse = inverse.ravel()
     mean = lambda values: np.column_stack([np.bincount(inverse, v) / counts for v in values.T])  # noqa: E731
     return mean(xy), mean(vectors)
 
 
 def _draw_polarization(axes, key, image, xy: np.ndarray, vectors: np.ndarray, a: float, extent,
-                       calibration: Calibration, cells: int) -> None:
+                       calibration: Calibration, cells: int, labels: np.ndarray | None = None) -> None:
     """Arrows along ``vectors`` at a fixed gain, coloured by direction, centred on their sites
-    (or on their blocks' means); a colour wheel and a length key in the key column."""
-    _show_image(axes, image, extent)
+    (or, binned, on their blocks' means per label, n times longer, over the image blurred over
+    half a cell, whose columns would only be texture at that scale); a colour wheel and a length
+    key in the key column."""
+    _show_image(axes, image, extent, smooth_px=a / 2 if cells > 1 else 0.0)
     if cells > 1:
-        xy, vectors = binned_arrows(xy, vectors, cells * a)
+        xy, vectors = binned_arrows(xy, vectors, cells * a, labels)
     quiver = axes.quiver(xy[:, 0], xy[:, 1], vectors[:, 0], vectors[:, 1], _angle(vectors),
-                         cmap=ANGLE_CMAP, clim=(-np.pi, np.pi), angles="xy", scale_units="xy", scale=1 / ARROW_GAIN,
-                         units="xy", width=0.08 * a * cells, headwidth=3.0, headlength=3.5, headaxislength=3.0,
-                         pivot="middle", edgecolor="black", linewidth=0.3)
+                         cmap=ANGLE_CMAP, clim=(-np.pi, np.pi), angles="xy", scale_units="xy",
+                         scale=1 / (ARROW_GAIN * cells), units="xy", width=0.08 * a * cells, headwidth=3.0,
+                         headlength=3.5, headaxislength=3.0, pivot="middle", edgecolor="black", linewidth=0.3)
     figure = axes.figure
     left, bottom, width, height = key
     side = min(0.6 * width, 0.3 * height * figure.get_figheight() / figure.get_figwidth())

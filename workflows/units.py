@@ -61,11 +61,14 @@ class Calibration:
             return {"px": None, "pm": None}
         return {"px": round(float(px), digits), "pm": None if not self.known else round(float(px) * self.pixel_size_pm, 1)}
 
-    def text(self, px: float) -> str:
-        """``"392 pm (26.1 px)"``, or ``"26.1 px"`` when the pixel size is unknown."""
-        if not self.known:
-            return f"{px:.1f} px"
-        return f"{px * self.pixel_size_pm:.0f} pm ({px:.1f} px)"
+    @staticmethod
+    def length_text(length: dict) -> str:
+        """A :meth:`length` dict as text, ``"392 pm (26.1 px)"`` or ``"26.1 px"``."""
+        if length["px"] is None:
+            return "unknown"
+        if length["pm"] is None:
+            return f"{length['px']:.1f} px"
+        return f"{length['pm']:.0f} pm ({length['px']:.1f} px)"
 
     def describe(self) -> dict:
         """What a summary says about its units."""
