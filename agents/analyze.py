@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm  # a text bar: in a notebook too, without ipywidgets
 
 from ferrogym.workflows.answer import Answer
 from ferrogym.workflows.crystal import check_crystal, describe_columns, found_line

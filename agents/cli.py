@@ -264,35 +264,38 @@ def _run_analyze(args) -> None:
     settings = dict(search=args.search, budget=args.budget, seed=args.seed, reward=args.reward, space=args.space,
                     pixel_size_pm=args.pixel_size_pm, frame=args.frame,
                     region=parse_box(args.region) if args.region else args.mask, progress=not args.no_progress,
-                    format=args.format, dpi=args.dpi, command_line=args.command_line)
+                    command_line=args.command_line)
+    figures = dict(format=args.format, dpi=args.dpi)
     if len(args.images) <= 1:
         image = args.images[0] if args.images else None
-        _analyze_one(image, args.out, settings, positions=args.positions, a_sites=args.a_sites, b_sites=args.b_sites)
+        _analyze_one(image, args.out, settings, figures, positions=args.positions, a_sites=args.a_sites,
+                     b_sites=args.b_sites)
         return
-    _analyze_batch(args.images, args.out, settings)
+    _analyze_batch(args.images, args.out, settings, figures)
 
 
-def _analyze_one(image, out: Path, settings: dict, **positions):
-    """Analyse one input into ``out`` and say what was found and written."""
+def _analyze_one(image, out: Path, settings: dict, figures: dict, **positions):
+    """Analyse one input, write its outputs into ``out`` and say what was found and written."""
     from .analyze import analyze
 
-    result = analyze(image, out=out, **positions, **settings)
+    result = analyze(image, **positions, **settings)
+    written = result.save(out, **figures)
     best = result.search.best
     print(f"best reward {best.reward:.3f} with {best.config_px}")
     print(result.verdict)
     displacement = result.summary()["answer"]["b_displacement"]
-    a = result.calibration.text(result.answer.lattice.lattice_constant_px)
+    a = result.calibration.length_text(result.columns["lattice_constant"])
     if displacement:
         print(f"a = {a}; B-site displacement: median {displacement['median_magnitude']} {displacement['unit']} "
               f"over {displacement['sites']} B sites")
     else:
-        print(f"a = {a}; no B-site displacements (no B sites with a complete cage)")
-    written = sorted(out.glob("segmentation.*")) + [out / "summary.json"] + sorted(out.glob("columns.*"))
-    print("written: " + ", ".join(str(p) for p in written))
+        why = "no B sites" if not result.columns["B"] else "no B site has a complete cage"
+        print(f"a = {a}; no B-site displacements ({why})")
+    print("written: " + ", ".join(str(p) for p in written.values()))
     return result
 
 
-def _analyze_batch(images: list[Path], out: Path, settings: dict) -> None:
+def _analyze_batch(images: list[Path], out: Path, settings: dict, figures: dict) -> None:
     """Analyse each image into its own folder under ``out`` and write one table of them all;
     an image that is refused is a row saying why, and the command ends with status 2."""
     import time
@@ -304,7 +307,7 @@ def _analyze_batch(images: list[Path], out: Path, settings: dict) -> None:
         print(f"[{index}/{len(images)}] {image}", flush=True)
         start = time.perf_counter()
         try:
-            result, error = _analyze_one(image, folder, settings), None
+            result, error = _analyze_one(image, folder, settings, figures), None
         except InputError as refusal:
             result, error = None, str(refusal)
             print(f"refused: {error}", file=sys.stderr, flush=True)

@@ -6,7 +6,7 @@ This top-level package holds only the name a user types; the work lives in its s
 ``ferrogym.agents``: searchers, benchmarks and the command line):
 
 - ``ferrogym.analyze(image | path | signal, ...)``: find the columns, search the best
-  segmentation, and return an :class:`~ferrogym.agents.analyze.AnalysisResult` (positions,
+  segmentation, and return an :class:`~ferrogym.agents.result.AnalysisResult` (positions,
   labels, phases, displacements in pm, the verdict, the search record, figures, exporters to
   HyperSpy and Atomap);
 - ``ferrogym.__version__``: the installed version.
