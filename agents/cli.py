@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,16 +22,35 @@ from ferrogym.workflows.space import SEARCH_SPACE, SPACES
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        args.run(args)
-    except InputError as error:
-        parser.exit(2, f"ferrogym {args.command}: error: {error}\n")
+    args.command_line = ["ferrogym", *(sys.argv[1:] if argv is None else argv)]
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning
+        try:
+            args.run(args)
+        except InputError as error:
+            parser.exit(2, f"ferrogym {args.command}: error: {error}\n")
     return 0
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one line on stderr, as a user reads it (not the source line that raised it)."""
+    print(f"warning: {message}", file=sys.stderr if file is None else file, flush=True)
+
+
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default in ``--help``, except where there is none to show (None, an
+    unset flag): those options say in words what happens without them."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ferrogym", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="ferrogym", description=__doc__.splitlines()[0],
+                                     formatter_class=DefaultsHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_parser_with_defaults)
     _demo_parser(commands)
     _train_parser(commands)
     _fit_policy_parser(commands)
@@ -38,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     _audit_parser(commands)
     _analyze_parser(commands)
     return parser
+
+
+def _parser_with_defaults(**kwargs) -> argparse.ArgumentParser:
+    """Every command's parser shows its defaults in ``--help``."""
+    return argparse.ArgumentParser(**{"formatter_class": DefaultsHelpFormatter, **kwargs})
 
 
 def _demo_parser(commands) -> None:
@@ -129,19 +154,38 @@ def _audit_parser(commands) -> None:
 
 
 def _analyze_parser(commands) -> None:
-    p = commands.add_parser("analyze", help="search the best segmentation of your image or positions")
-    p.add_argument("image", nargs="?", type=Path, help="image file (optional with positions)")
+    from .analyze import DEFAULT_BUDGET, DEFAULT_SEARCH
+    from ferrogym.workflows.figure import DPI, FORMATS
+
+    p = commands.add_parser("analyze", help="analyse your image(s) or positions: columns, domains, walls, phases",
+                            description="Find the atom columns, refuse what is not an atomic-resolution image of a "
+                                        "perovskite-like crystal, search the best segmentation and write the "
+                                        "answer (segmentation.csv, summary.json, figures) to --out. Several "
+                                        "images: one folder each under --out and one table, summary.csv.")
+    p.add_argument("images", nargs="*", type=Path, metavar="IMAGE",
+                   help="image file(s) (optional with positions); several are analysed in turn")
     p.add_argument("--positions", type=Path, help="x,y[,sublattice] file of mixed or single-sublattice columns")
     p.add_argument("--a-sites", type=Path, help="x,y file of A-site columns (with --b-sites)")
     p.add_argument("--b-sites", type=Path, help="x,y file of B-site columns (with --a-sites)")
-    p.add_argument("--search", default="bayes-gp",
-                   help="random, grid, bayes-gp, bayes-tpe, static:best, static:default or policy:DIR")
-    p.add_argument("--budget", type=int, default=50)
-    p.add_argument("--reward", default=DEFAULT_REWARD, help=f"reward name or module:function (default: {DEFAULT_REWARD})")
+    p.add_argument("--search", default=DEFAULT_SEARCH,
+                   help="policy:shipped (the policy installed with ferrogym), random, grid, bayes-gp, bayes-tpe, "
+                        "static:best, static:default or policy:DIR")
+    p.add_argument("--budget", type=int, default=DEFAULT_BUDGET, help="evaluations of the search")
+    p.add_argument("--reward", default=DEFAULT_REWARD, help="reward name or module:function")
     _space_argument(p)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--pixel-size-pm", type=float, default=None,
+                   help="pixel size in pm (default: the file's calibration; without one, lengths are in px)")
+    p.add_argument("--frame", type=int, default=None, help="the image of a stack to analyse (0-based)")
+    p.add_argument("--region", default=None, metavar="X0,Y0,X1,Y1",
+                   help="analyse only the columns in this box (pixels, x = column, y = row), e.g. to leave out "
+                        "vacuum or a substrate")
+    p.add_argument("--mask", type=Path, default=None,
+                   help="analyse only the columns where this mask (.npy, .png, .tif of the image's shape) is nonzero")
+    p.add_argument("--format", choices=FORMATS, default="png", help="format of the figures")
+    p.add_argument("--dpi", type=int, default=DPI, help="resolution of the figures (of their images in svg, pdf)")
     p.add_argument("--out", type=Path, default=Path("results/analysis"))
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar and no line after atom finding")
     p.set_defaults(run=_run_analyze)
 
 
@@ -211,16 +255,79 @@ def _run_audit(args) -> None:
 
 
 def _run_analyze(args) -> None:
-    from .analyze import analyze, workflow_for
+    from ferrogym.workflows.region import parse_box
 
-    workflow = workflow_for(args.image, args.positions, args.a_sites, args.b_sites, reward=args.reward,
-                            space=args.space)
-    name = str(args.image or args.positions or args.a_sites)
-    result = analyze(workflow, args.search, args.budget, args.out, seed=args.seed, name=name,
-                     progress=not args.no_progress)
-    print(f"best reward {result.best.reward:.3f} with {result.best.config_px}")
+    if args.region and args.mask:
+        raise InputError("give either --region or --mask, not both")
+    if len(args.images) > 1 and (args.positions or args.a_sites or args.b_sites):
+        raise InputError("positions go with one image; analyse several images without --positions/--a-sites/--b-sites")
+    settings = dict(search=args.search, budget=args.budget, seed=args.seed, reward=args.reward, space=args.space,
+                    pixel_size_pm=args.pixel_size_pm, frame=args.frame,
+                    region=parse_box(args.region) if args.region else args.mask, progress=not args.no_progress,
+                    command_line=args.command_line)
+    figures = dict(format=args.format, dpi=args.dpi)
+    if len(args.images) <= 1:
+        image = args.images[0] if args.images else None
+        _analyze_one(image, args.out, settings, figures, positions=args.positions, a_sites=args.a_sites,
+                     b_sites=args.b_sites)
+        return
+    _analyze_batch(args.images, args.out, settings, figures)
+
+
+def _analyze_one(image, out: Path, settings: dict, figures: dict, **positions):
+    """Analyse one input, write its outputs into ``out`` and say what was found and written."""
+    from .analyze import analyze
+
+    result = analyze(image, **positions, **settings)
+    written = result.save(out, **figures)
+    best = result.search.best
+    print(f"best reward {best.reward:.3f} with {best.config_px}")
     print(result.verdict)
-    print(f"written: {args.out / 'segmentation.csv'}, {args.out / 'summary.json'}, {args.out / 'segmentation.png'}")
+    displacement = result.summary()["answer"]["b_displacement"]
+    a = result.calibration.length_text(result.columns["lattice_constant"])
+    if displacement:
+        print(f"a = {a}; B-site displacement: median {displacement['median_magnitude']} {displacement['unit']} "
+              f"over {displacement['sites']} B sites")
+    else:
+        why = "no B sites" if not result.columns["B"] else "no B site has a complete cage"
+        print(f"a = {a}; no B-site displacements ({why})")
+    print("written: " + ", ".join(str(p) for p in written.values()))
+    return result
+
+
+def _analyze_batch(images: list[Path], out: Path, settings: dict, figures: dict) -> None:
+    """Analyse each image into its own folder under ``out`` and write one table of them all;
+    an image that is refused is a row saying why, and the command ends with status 2."""
+    import time
+
+    from .analyze import batch_row, write_batch_table
+
+    rows, folders = [], _batch_folders(images, out)
+    for index, (image, folder) in enumerate(zip(images, folders), start=1):
+        print(f"[{index}/{len(images)}] {image}", flush=True)
+        start = time.perf_counter()
+        try:
+            result, error = _analyze_one(image, folder, settings, figures), None
+        except InputError as refusal:
+            result, error = None, str(refusal)
+            print(f"refused: {error}", file=sys.stderr, flush=True)
+        rows.append(batch_row(image, result, folder, time.perf_counter() - start, error))
+    table = write_batch_table(rows, out / "summary.csv")
+    refused = sum(row["status"] == "refused" for row in rows)
+    print(f"batch of {len(images)} images: {len(images) - refused} analysed, {refused} refused; table: {table}")
+    if refused:
+        raise InputError(f"{refused} of {len(images)} images were refused (reasons in {table})")
+
+
+def _batch_folders(images: list[Path], out: Path) -> list[Path]:
+    """One output folder per image, named by its file name without suffix (parents added where
+    two images share a name)."""
+    names = [image.stem for image in images]
+    for depth in range(1, max(len(image.parts) for image in images) + 1):
+        if len(set(names)) == len(names):
+            break
+        names = ["_".join([*image.parent.parts[-depth:], image.stem]).replace("/", "_") for image in images]
+    return [out / name for name in names]
 
 
 def _key_values(pairs: list[str]) -> dict:

@@ -17,7 +17,6 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import torch
 
 from ferrogym.envs import DiscreteActions, DomainWallsEnv
 from ferrogym.workflows.descriptors import DescriptorUnavailable
@@ -28,7 +27,6 @@ from ferrogym.workflows.workflow import Workflow
 from .neighbours import ALGO, NeighbourSearcher
 from .rewardtable import input_kind
 from .searchers import Searcher
-from .training import ALGORITHMS, registry_id
 
 #: Draws per ask before a repeated configuration is accepted.
 REDRAWS = 20
@@ -89,6 +87,10 @@ class PolicySearcher(Searcher):
 
     def __init__(self, run_dir: str | Path, workflow: Workflow, budget: int, seed: int = 0,
                  image_name: str = "image"):
+        import torch  # here, not above: a reward-table policy (the shipped one) needs neither torch nor SB3
+
+        from .training import ALGORITHMS, registry_id
+
         super().__init__(workflow.space, seed)
         self.run = load_run(run_dir)
         self.name = f"policy:{run_dir}"
@@ -132,6 +134,8 @@ class PolicySearcher(Searcher):
 
     def _best_untried_action(self) -> int:
         """A Q-learner's search: the highest-valued action not yet tried."""
+        import torch
+
         obs, _ = self.model.policy.obs_to_tensor(self._obs)
         with torch.no_grad():
             values = self.model.policy.q_net(obs)[0].numpy().copy()
@@ -140,6 +144,8 @@ class PolicySearcher(Searcher):
 
     def _sample_action(self):
         """One action drawn from the policy's distribution with this searcher's generator."""
+        import torch
+
         policy = self.model.policy
         obs, _ = policy.obs_to_tensor(self._obs)
         with torch.no_grad():

@@ -3,7 +3,8 @@
 Strategies are named as on the command line: ``random``, ``grid``, ``bayes-gp``,
 ``bayes-tpe`` (:mod:`ferrogym.agents.searchers`), ``policy:DIR`` (a trained policy:
 :mod:`ferrogym.agents.policy` for Stable-Baselines3 agents, :mod:`ferrogym.agents.neighbours`
-for a reward-table policy), or a static baseline in the manner of DACBench, which evaluates one
+for a reward-table policy; ``policy:shipped`` is the reward-table policy installed with the
+package, found from any folder), or a static baseline in the manner of DACBench, which evaluates one
 configuration whatever the budget: ``static:default`` (the space's default, among the
 descriptors the input can give) and ``static:best`` (the candidate with the best mean reward
 over the shipped policy's training images of the same kind of input, image or positions, among
@@ -28,6 +29,8 @@ POLICY_PREFIX = "policy:"
 STATIC_PREFIX = "static:"
 STATIC = ("static:default", "static:best")
 STATIC_BEST_PREFIX = "static:best:"
+#: ``policy:shipped``: the policy installed with the package (:func:`~ferrogym.agents.policy.shipped_policy`).
+SHIPPED = "shipped"
 #: Prefixes of strategies whose argument is a training run's folder.
 RUN_PREFIXES = (POLICY_PREFIX, STATIC_BEST_PREFIX)
 
@@ -88,12 +91,15 @@ def check_strategy(strategy: str) -> str:
             raise InputError(f"{strategy}: {run_dir} is not a reward-table policy (made by `ferrogym fit-policy`)")
         return strategy
     raise InputError(f"unknown strategy {strategy!r}; use {', '.join(SEARCHERS)}, {', '.join(STATIC)}, "
-                     "static:best:DIR or policy:DIR (a training run)")
+                     f"static:best:DIR, {POLICY_PREFIX}{SHIPPED} or policy:DIR (a training run)")
 
 
 def training_run(strategy: str) -> str | None:
-    """The training run a strategy learned from (``policy:DIR``, ``static:best[:DIR]``), else None."""
-    if strategy == "static:best":
+    """The training run a strategy learned from (``policy:DIR``, ``static:best[:DIR]``), else None.
+
+    ``static:best`` and ``policy:shipped`` name the policy installed with the package, wherever
+    the command runs (a folder called ``shipped`` is then ``policy:./shipped``)."""
+    if strategy in ("static:best", POLICY_PREFIX + SHIPPED):
         from .policy import shipped_policy
 
         return str(shipped_policy())
@@ -122,7 +128,7 @@ def make_strategy(strategy: str, workflow: Workflow, budget: int, seed: int, ima
     if strategy.startswith(POLICY_PREFIX):
         from .policy import policy_searcher
 
-        return policy_searcher(strategy[len(POLICY_PREFIX):], workflow, budget, seed, image_name)
+        return policy_searcher(training_run(strategy), workflow, budget, seed, image_name)
     return make_searcher(check_strategy(strategy), workflow.describable_space, seed)
 
 

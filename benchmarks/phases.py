@@ -15,7 +15,6 @@ Run: ``.venv/bin/python benchmarks/phases.py [--seeds 8] [--budget 30] [--first-
 """
 
 import argparse
-import tempfile
 
 import numpy as np
 from sklearn.metrics import adjusted_rand_score
@@ -41,18 +40,17 @@ def main() -> None:
     rows = []
     for index in range(len(images)):
         workflow = images.workflow(index)
-        with tempfile.TemporaryDirectory() as out:
-            result = analyze(workflow, "bayes-tpe", args.budget, out, progress=False)
-        labels = result.segmentation.labels
+        result = analyze(workflow, "bayes-tpe", args.budget, progress=False)
+        labels = result.answer.segmentation.labels
         truth = workflow.truth_segmentation.labels
         known = (labels >= 0) & (truth >= 0)
         phase_of = phases_of_labels(workflow.order, labels)
         phase = np.array([phase_of[int(k)] for k in labels[known]])
         film = known & (truth != SUBSTRATE)
         rows.append([
-            images.name(index), result.best.reward, len(set(phase_of.values())),
+            images.name(index), result.search.best.reward, len(set(phase_of.values())),
             adjusted_rand_score(truth[known] == SUBSTRATE, phase),
-            adjusted_rand_score(truth[film], labels[film]), result.best.metrics["ari"],
+            adjusted_rand_score(truth[film], labels[film]), result.search.best.metrics["ari"],
         ])
     print_table(["image", "reward", "phases", "phase_ari", "film_variant_ari", "ari"], rows)
     columns = np.array([row[3:] for row in rows], dtype=float)

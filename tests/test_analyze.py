@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 
-from ferrogym.agents import analyze as analyze_module
 from ferrogym.agents.analyze import analyze
 from ferrogym.workflows import SyntheticParams, Workflow, generate
 from ferrogym.workflows.errors import InputError
@@ -28,19 +27,23 @@ def labels_written(out) -> np.ndarray:
 def test_an_image_without_walls_gets_the_one_domain_answer(tmp_path):
     result = analyze(Workflow.from_sample(generate(NO_WALLS, seed=1)), "bayes-tpe", 20, tmp_path, progress=False)
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert not result.has_walls and summary["walls"] is False
-    assert summary["reward"] < NO_WALLS_BELOW == summary["no_walls_below"]
-    assert "no walls" in summary["verdict"] and "one domain" in result.verdict
-    assert set(labels_written(tmp_path).tolist()) == {0}
-    assert result.segmentation.n_labels == 1
+    answer, search = summary["answer"], summary["search"]
+    assert not result.has_walls and answer["walls"] is False
+    assert search["best"]["reward"] < NO_WALLS_BELOW == search["no_walls_below"]
+    assert search["best"]["rejected"] and "no walls" in search["best"]["rejected_because"]
+    assert "no walls" in answer["verdict"] and "one domain" in result.verdict and answer["configuration"] is None
+    assert set(labels_written(tmp_path).tolist()) == {0}  # every column, A and B, in the one domain
+    assert result.answer.segmentation.n_labels == 1 and len(answer["labels"]) == 1
 
 
 def test_an_image_with_walls_keeps_its_domains(tmp_path):
     result = analyze(Workflow.from_sample(generate(STRIPES, seed=1)), "bayes-tpe", 20, tmp_path, progress=False)
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert result.has_walls and summary["walls"] is True and summary["reward"] >= NO_WALLS_BELOW
+    answer = summary["answer"]
+    assert result.has_walls and answer["walls"] is True and answer["configuration"]["reward"] >= NO_WALLS_BELOW
+    assert not summary["search"]["best"]["rejected"]
     assert len(set(labels_written(tmp_path).tolist()) - {-1}) >= 2
-    assert result.best.metrics["ari"] > 0.9
+    assert result.search.best.metrics["ari"] > 0.9
 
 
 def test_real_srtio3_has_no_walls(tmp_path, shared_data_file):
@@ -48,8 +51,29 @@ def test_real_srtio3_has_no_walls(tmp_path, shared_data_file):
     with pytest.warns(UserWarning, match="no units"):
         image = load_image(shared_data_file("SrTiO3_ADF_cropped.hdf5"))
     result = analyze(Workflow(image), "bayes-tpe", 30, tmp_path, progress=False)
-    print(f"\n[no walls] SrTiO3: best order reward of 30 TPE evaluations {result.best.reward:.3f}")
+    print(f"\n[no walls] SrTiO3: best order reward of 30 TPE evaluations {result.search.best.reward:.3f}")
     assert not result.has_walls
+
+
+def test_real_srtio3_reports_its_lattice_and_displacements_in_pm(tmp_path, shared_data_file):
+    """The issue's first criterion: lattice constant and B-site displacement in pm in summary.json
+    and the CSV; a scale bar and an arrow key in the figure. Paraelectric: displacements of a
+    few pm, noise, drawn as specks."""
+    path = shared_data_file("SrTiO3_ADF_cropped.hdf5")
+    with pytest.warns(UserWarning, match="no units"):
+        result = analyze(path, out=tmp_path, progress=False)
+    answer = json.loads((tmp_path / "summary.json").read_text())["answer"]
+    assert answer["units"]["source"] == "file" and answer["units"]["pixel_size_pm"] == pytest.approx(9.33, abs=0.01)
+    a = answer["columns"]["lattice_constant"]
+    assert a["pm"] == pytest.approx(9.326 * a["px"], rel=1e-3) and 200 < a["pm"] < 600
+    displacement = answer["b_displacement"]
+    assert displacement["unit"] == "pm" and 0 < displacement["median_magnitude"] < 10
+    rows = [r for r in csv.DictReader(open(tmp_path / "segmentation.csv")) if r["displacement_pm"]]
+    assert len(rows) == displacement["sites"] and {r["sublattice"] for r in rows} == {"B"}
+    polarization = result.figure().axes[1]
+    assert polarization.get_title().startswith("polarization") and any(
+        type(artist).__name__ == "AnchoredSizeBar" for artist in polarization.artists)
+    assert [type(c).__name__ for c in polarization.get_children()].count("QuiverKey") == 1
 
 
 def test_the_order_parameter_follows_what_the_image_has():
@@ -83,8 +107,9 @@ def test_walls_are_judged_only_on_the_order_reward_scale(tmp_path):
     workflow = Workflow.from_sample(generate(NO_WALLS, seed=1), reward="combined")
     result = analyze(workflow, "random", 5, tmp_path, progress=False)
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert result.has_walls is None and summary["walls"] is None and "not judged" in summary["verdict"]
-    assert np.array_equal(result.segmentation.labels, result.best.segmentation.labels)
+    assert result.has_walls is None and summary["answer"]["walls"] is None
+    assert "not judged" in summary["answer"]["verdict"] and summary["search"]["reward"] == "combined"
+    assert np.array_equal(result.answer.segmentation.labels, result.search.best.segmentation.labels)
 
 
 def test_labels_are_grouped_into_phases_by_their_chemistry(tmp_path):
@@ -94,11 +119,14 @@ def test_labels_are_grouped_into_phases_by_their_chemistry(tmp_path):
                              substrate_fraction=0.3, substrate_ab_ratio=0.6, dose=150.0)
     workflow = Workflow.from_sample(generate(params, seed=3))
     result = analyze(workflow, "bayes-tpe", 20, tmp_path, progress=False)
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert result.best.metrics["ari"] > 0.95 and summary["phases"] == 2
-    phases = [row["phase"] for row in summary["labels"]]
+    answer = json.loads((tmp_path / "summary.json").read_text())["answer"]
+    assert result.search.best.metrics["ari"] > 0.95 and answer["phases"] == 2
+    phases = [row["phase"] for row in answer["labels"]]
     assert sorted(phases) == [0, 0, 1]  # two film variants (the larger phase), one substrate
-    assert sum(row["cells"] for row in summary["labels"]) == int((result.segmentation.labels >= 0).sum())
+    assert sum(row["cells"] for row in answer["labels"]) == int((result.answer.segmentation.labels >= 0).sum())
+    # Every column of a label, A and B, carries the label's phase.
+    for row in answer["labels"]:
+        assert set(result.phases[result.labels == row["label"]]) == {row["phase"]}
 
 
 def test_phases_are_not_told_without_column_intensities(tmp_path):
@@ -106,27 +134,21 @@ def test_phases_are_not_told_without_column_intensities(tmp_path):
     a_sites = sample.truth.xy[sample.truth.sublattice == "A"]
     a_sites = a_sites + np.random.default_rng(0).normal(0.0, 0.2, a_sites.shape)
     analyze(Workflow(positions=a_sites), "random", 3, tmp_path, progress=False)
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["phases"] is None and all(row["phase"] is None for row in summary["labels"])
+    answer = json.loads((tmp_path / "summary.json").read_text())["answer"]
+    assert answer["phases"] is None and all(row["phase"] is None for row in answer["labels"])
 
 
-def test_the_vae_space_records_its_device_and_maps_its_latents(tmp_path, monkeypatch):
-    drawn = {}
-    original = analyze_module.save_segmentation_figure
-
-    def record(*args, **kwargs):
-        drawn.update(kwargs)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(analyze_module, "save_segmentation_figure", record)
+def test_the_vae_space_records_its_device_and_maps_its_latents(tmp_path):
     workflow = Workflow.from_sample(generate(STRIPES, seed=1), space="vae")
-    analyze(workflow, "random", 2, tmp_path, progress=False)
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["config"]["descriptor"] == "vae"
-    assert summary["descriptor"]["device"] == "cpu" and summary["descriptor"]["seconds"] > 0
-    best = workflow.space.canonical({k: v for k, v in summary["config"].items() if k in workflow.space.names
-                                     and workflow.space[k].unit != "a"})
-    expected = {f"z{i + 1}" for i in range(best["latent_dim"])} | (
-        {"angle_deg"} if best["invariance"] != "none" else set()) | (
-        {"dx", "dy"} if best["invariance"] == "rotation+translation" else set())
-    assert set(drawn["maps"]) == expected
+    result = analyze(workflow, "random", 2, tmp_path, progress=False)
+    best = json.loads((tmp_path / "summary.json").read_text())["search"]["best"]
+    assert best["config"]["descriptor"] == "vae"
+    assert best["descriptor"]["device"] == "cpu" and best["descriptor"]["seconds"] > 0
+    config = best["config"]
+    expected = {f"z{i + 1}" for i in range(config["latent_dim"])} | (
+        {"angle_deg"} if config["invariance"] != "none" else set()) | (
+        {"dx", "dy"} if config["invariance"] == "rotation+translation" else set())
+    assert set(result.descriptor_maps) == expected
+    titles = [axes.get_title() for axes in result.figure().axes]
+    panels = {name.removesuffix("_deg") for name in expected}  # a panel per map, titled by its name
+    assert sum(title.split(" ")[0] in panels for title in titles) == len(expected)

@@ -20,6 +20,7 @@ from ferrogym.agents import benchmark as benchmark_module
 from ferrogym.agents.cli import main
 from ferrogym.agents.policy import PolicySearcher
 from ferrogym.agents.report import load_records
+from ferrogym.workflows.answer import CSV_COLUMNS
 from ferrogym.workflows.images import parse_images
 from ferrogym.workflows.space import SEARCH_SPACE
 
@@ -51,9 +52,9 @@ def trained_run(tmp_path_factory) -> Path:
     return folder / "ppo"
 
 
-def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_cli(*args: str, timeout: float = 300, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "ferrogym.agents", *args], capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, cwd=cwd)
 
 
 # --- train ---------------------------------------------------------------------------------------
@@ -278,15 +279,17 @@ def test_analyze_writes_labels_per_atom_and_the_chosen_configuration(tmp_path, u
     args = [str(folder / i) if i.endswith((".npy", ".csv")) else i for i in inputs]
     main(["analyze", *args, "--search", "bayes-tpe", "--budget", "5", "--out", str(tmp_path), "--no-progress"])
     rows = list(csv.DictReader(open(tmp_path / "segmentation.csv")))
-    assert list(rows[0]) == ["x", "y", "sublattice", "label"]
+    assert tuple(rows[0]) == CSV_COLUMNS
     assert abs(len(rows) - n_atoms) <= 0.05 * n_atoms
     assert {r["sublattice"] for r in rows} <= {"A", "B"} and min(int(r["label"]) for r in rows) >= -1
     if "--a-sites" in inputs:
         assert {r["sublattice"] for r in rows} == {"A", "B"} and len(rows) == n_atoms
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["evaluations"] == 5 and 0 <= summary["reward"] <= 1
-    assert set(summary) >= {"config", "reward", "components", "evaluations"}
+    assert set(summary) == {"answer", "search", "run"}
+    assert len(summary["search"]["evaluations"]) == 5 and 0 <= summary["search"]["best"]["reward"] <= 1
+    assert summary["run"]["command_line"].startswith("ferrogym analyze ")
     assert (tmp_path / "segmentation.png").stat().st_size > 0
+    assert (tmp_path / "columns.png").exists() == (inputs == ["image.npy"])
 
 
 def test_analyze_explains_bad_input(tmp_path, user_files, capsys):
@@ -300,6 +303,68 @@ def test_analyze_explains_bad_input(tmp_path, user_files, capsys):
         main(["analyze", "--a-sites", str(folder / "a.csv"), "--out", str(tmp_path)])
     with pytest.raises(SystemExit):
         main(["analyze", str(folder / "image.npy"), "--search", "simulated-annealing", "--out", str(tmp_path)])
+
+
+def test_analyze_finds_the_shipped_policy_from_any_folder(tmp_path, user_files):
+    folder, _ = user_files
+    result = run_cli("analyze", str(folder / "image.npy"), "--search", "policy:shipped", "--budget", "2",
+                     "--out", str(tmp_path / "out"), "--no-progress", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["search"]["strategy"] == "policy:shipped" and len(summary["search"]["evaluations"]) == 2
+
+
+def test_analyze_help_shows_its_defaults(capsys):
+    from ferrogym.agents.analyze import DEFAULT_BUDGET, DEFAULT_SEARCH
+
+    with pytest.raises(SystemExit):
+        main(["analyze", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"(default: {DEFAULT_SEARCH})" in text and f"evaluations of the search (default: {DEFAULT_BUDGET})" in text
+    assert "--frame" in text and "--region" in text and "--mask" in text and "(default: png)" in text
+
+
+def test_analyze_says_what_it_found_before_searching(tmp_path, user_files, capsys):
+    folder, _ = user_files
+    main(["analyze", str(folder / "image.npy"), "--budget", "1", "--pixel-size-pm", "16", "--out", str(tmp_path)])
+    first, *rest = capsys.readouterr().out.splitlines()
+    assert first.startswith("found ") and " pm (" in first and "B/A peak" in first
+    assert any("B-site displacement: median" in line and " pm over " in line for line in rest)
+
+
+def test_analyze_picks_a_frame_of_a_stack(tmp_path, user_files, capsys):
+    folder, _ = user_files
+    image = np.load(folder / "image.npy")
+    np.save(tmp_path / "stack.npy", np.stack([image[::-1], image]))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["analyze", str(tmp_path / "stack.npy"), "--out", str(tmp_path / "a"), "--no-progress"])
+    assert exit_info.value.code == 2 and "--frame k" in capsys.readouterr().err
+    main(["analyze", str(tmp_path / "stack.npy"), "--frame", "1", "--budget", "1", "--out", str(tmp_path / "b"),
+          "--no-progress"])
+    run = json.loads((tmp_path / "b" / "summary.json").read_text())["run"]
+    assert run["input"]["image_shape"] == list(image.shape)
+
+
+def test_analyze_leaves_out_what_is_outside_the_region(tmp_path, user_files):
+    folder, _ = user_files
+    main(["analyze", str(folder / "image.npy"), "--region", "0,0,159,79", "--budget", "1", "--format", "pdf",
+          "--out", str(tmp_path), "--no-progress"])
+    rows = list(csv.DictReader(open(tmp_path / "segmentation.csv")))
+    assert max(float(r["y_px"]) for r in rows) <= 79.5
+    assert (tmp_path / "segmentation.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_analyze_batches_images_into_one_table_and_reports_refusals(tmp_path, user_files, capsys):
+    folder, _ = user_files
+    noise = np.random.default_rng(0).normal(size=(160, 160))
+    np.save(tmp_path / "noise.npy", noise)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["analyze", str(folder / "image.npy"), str(tmp_path / "noise.npy"), "--budget", "1",
+              "--out", str(tmp_path / "batch"), "--no-progress"])
+    assert exit_info.value.code == 2 and "1 of 2 images were refused" in capsys.readouterr().err
+    rows = list(csv.DictReader(open(tmp_path / "batch" / "summary.csv")))
+    assert [r["status"] for r in rows] == ["analysed", "refused"]
+    assert (tmp_path / "batch" / "image" / "summary.json").exists() and "noise.npy" in rows[1]["message"]
 
 
 # --- demo ----------------------------------------------------------------------------------------

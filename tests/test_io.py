@@ -242,8 +242,8 @@ def save_stack(tmp_path, n_frames=3) -> tuple[Path, np.ndarray]:
 
 def test_stack_needs_a_frame_and_says_the_valid_range(tmp_path):
     path, _ = save_stack(tmp_path)
-    with pytest.raises(InputError, match=r"stack of 3 images, shape \(3, 32, 40\).*pass frame=k "
-                                         r"with 0 <= k <= 2"):
+    with pytest.raises(InputError, match=r"stack of 3 images, shape \(3, 32, 40\).*frame=k \(--frame k on the "
+                                         r"command line\), 0 <= k <= 2"):
         load_image(path)
 
 

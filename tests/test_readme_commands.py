@@ -4,7 +4,7 @@ Each ``ferrogym ...`` command in the README (fenced code blocks, and inline code
 the list in "The command line"), each ``python -m ferrogym...`` command and each Python code block
 runs here as a user would run it: through the installed console script of this environment,
 with its default flags (progress bars on), from a scratch folder that stands for the repository
-root (``agents/`` is linked into it, so relative paths such as ``policy:agents/policies/neighbours``
+root (``agents/`` is linked into it, so relative paths such as ``agents/hyperparams/ppo.yml``
 resolve). :data:`COMMANDS` says how each command is instantiated, and only ever shrinks it:
 it fills placeholders (ID, N, DIR, SPEC, IMAGE, ``...``) with real tiny values, replaces the
 values of the options in :data:`SHRINKABLE` (budgets, seeds, timesteps, configurations, images,
@@ -120,26 +120,31 @@ COMMANDS: dict[str, Fill] = {
         {"--images": f"synthetic:300-300,{TINY},domains=four_stripes", "--configs": "3"},
         outputs=("results/reward-audit/audit.png",),
     ),
-    "ferrogym analyze IMAGE --search bayes-gp --budget N --out DIR": Fill(
+    "ferrogym analyze IMAGE --out DIR": Fill(
         "analyze",
         # The README's alternatives to IMAGE: "(or `--positions FILE` ..., or `--a-sites FILE --b-sites FILE`)".
         {"IMAGE": {"image": "{data}/image.npy", "positions": "--positions {data}/mixed.csv",
                    "a-b-sites": "--a-sites {data}/a.csv --b-sites {data}/b.csv"},
-         "N": "2", "DIR": "{tmp}/analysis"},
+         "DIR": "{tmp}/analysis"},
         outputs=("analysis/segmentation.csv", "analysis/summary.json", "analysis/segmentation.png"),
     ),
-    "ferrogym analyze FILE --search policy:agents/policies/neighbours --budget 5": Fill(
+    "ferrogym analyze scan1.dm4 scan2.dm4 --out DIR": Fill(
+        "analyze-batch",  # several images, one table
+        {"scan1.dm4": "{data}/image.npy", "scan2.dm4": "{data}/image2.npy", "DIR": "{tmp}/batch"},
+        outputs=("batch/summary.csv", "batch/image/summary.json", "batch/image2/columns.png"),
+    ),
+    "ferrogym analyze FILE --search policy:shipped --budget 5": Fill(
         "analyze-policy",  # the README's check of the shipped policy on a real file
         {"FILE": "{data}/image.npy", "--budget": "2"},
         outputs=("results/analysis/summary.json",),
     ),
     # From "Benchmarks": run from the repository root, with the shipped policy.
-    "ferrogym benchmark --strategies policy:agents/policies/neighbours,static:best,static:default --images "
+    "ferrogym benchmark --strategies policy:shipped,static:best,static:default --images "
     '"synthetic:4160-4191,family=any,shape=256x256|384x384|512x512|768x768|1024x1024" --budget 20 --seeds 1 '
     "--no-oracle --workers 2 --out results/policy-unseen": Fill(
         "benchmark-readme-policy",
         {"--images": f"synthetic:4160-4160,{TINY}", "--budget": "2", "--out": "{tmp}/unseen"},
-        outputs=tuple(f"unseen/{name}" for name in ("summary.md", "best_policy-neighbours.png", "best_static-best.png",
+        outputs=tuple(f"unseen/{name}" for name in ("summary.md", "best_policy-shipped.png", "best_static-best.png",
                                                     "best_static-default.png")),
     ),
     # From "Why not a deep RL agent": the PPO run measured against the policy, and its benchmark.
@@ -165,12 +170,12 @@ COMMANDS: dict[str, Fill] = {
         {"--images": f"synthetic:4160-4160,{TINY}", "--budget": "2", "--seeds": "1", "--out": "{tmp}/search"},
         outputs=("search/summary.md", "search/best_random.png", "search/best_bayes-tpe.png"),
     ),
-    "ferrogym benchmark --strategies policy:agents/policies/neighbours,static:best --images "
+    "ferrogym benchmark --strategies policy:shipped,static:best --images "
     '"synthetic:6000-6031,family=any,shape=256x256|384x384|512x512|768x768|1024x1024,twin_shear=0:0.07,'
     'input=positions|a_positions" --budget 20 --seeds 1 --no-oracle --workers 2 --out results/positions-unseen': Fill(
         "benchmark-readme-positions",
         {"--images": POSITIONS_ONLY, "--budget": "2", "--out": "{tmp}/positions"},
-        outputs=("positions/summary.md", "positions/best_policy-neighbours.png", "positions/best_static-best.png"),
+        outputs=("positions/summary.md", "positions/best_policy-shipped.png", "positions/best_static-best.png"),
     ),
     "ferrogym benchmark --strategies random,bayes-tpe --images "
     '"synthetic:6000-6031,family=any,shape=256x256|384x384|512x512|768x768|1024x1024,twin_shear=0:0.07,'
@@ -341,6 +346,7 @@ def user_data(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("user-data")
     workflow = parse_images(f"synthetic:500-500,{TINY}").workflow(0)
     np.save(folder / "image.npy", workflow.image)
+    np.save(folder / "image2.npy", parse_images(f"synthetic:501-501,{TINY}").workflow(0).image)
     truth = workflow.truth
     a, b = truth.xy[truth.sublattice == "A"], truth.xy[truth.sublattice == "B"]
     for name, xy in (("a", a), ("b", b), ("mixed", np.vstack([a, b]))):

@@ -9,7 +9,12 @@ Plain numpy / scikit-learn / scikit-image; no Gymnasium here (environments live 
   image's order parameter the rewards judge walls on), :mod:`.rewards` (a registry),
   :mod:`.metrics` (truth), :mod:`.space` (the one search-space schema and its two spaces),
   :mod:`.rvae` (the rotation-invariant VAE behind the ``vae`` descriptor);
-- :mod:`.workflow` ties them together with per-image caching, :mod:`.figure` draws.
+- :mod:`.workflow` ties them together with per-image caching, :mod:`.figure` draws (the cells'
+  Voronoi map from :mod:`.cells`);
+- for one's own data: :mod:`.crystal` (is it a perovskite-like crystal image? what do its
+  columns say?), :mod:`.answer` (the answer per column, label and wall, in px and pm through
+  :mod:`.units`), :mod:`.region` (what part of the image to analyse), :mod:`.interop`
+  (HyperSpy and Atomap, the optional extra).
 """
 
 from .errors import InputError

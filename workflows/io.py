@@ -252,7 +252,8 @@ def _select_frame(data: np.ndarray, frame, source: str) -> np.ndarray:
         if frame is None:
             raise InputError(
                 f"{source} holds a stack of {n_frames} images, shape {data.shape}; a single 2-D "
-                f"image is needed: pass frame=k with 0 <= k <= {n_frames - 1} to pick one."
+                f"image is needed: pick one with frame=k (--frame k on the command line), "
+                f"0 <= k <= {n_frames - 1}."
             )
         is_index = isinstance(frame, (int, np.integer)) and not isinstance(frame, bool)
         if not is_index or not 0 <= frame < n_frames:

@@ -31,6 +31,7 @@ from .io import ImageData, PositionsData, load_image, load_positions, validate_i
 from .lattice import AtomLattice, lattice_from_columns, lattice_from_positions
 from .metrics import match_positions, variant_ari, wall_f1
 from .order import OrderParameter, measure_order
+from .region import extent_of, region_mask, within
 from .rewards import DEFAULT_REWARD, RewardFn, as_reward_result, get_reward
 from .space import CLUSTERING_STAGE, SEARCH_SPACE, SearchSpace, get_space
 from .synthetic import GroundTruth, SyntheticSample
@@ -85,6 +86,9 @@ class Workflow:
     truth : ground truth of a synthetic image, enabling :attr:`Evaluation.metrics`.
     pixel_size_pm : the image's sampling in picometres; default: the calibration of an
         :class:`ImageData`, else the truth's, else None (unknown: lengths stay in pixels).
+    region : where columns are analysed, for an image: a box ``(x0, y0, x1, y1)`` in pixels, a
+        boolean mask of the image's shape or a mask file (:mod:`~ferrogym.workflows.region`);
+        columns found outside are dropped. None: the whole image.
     reward : registered name, ``"module:function"`` or callable.
     order_parameter : kind of the image's order parameter the rewards judge walls on
         (:data:`~ferrogym.workflows.order.ORDER_KINDS`).
@@ -101,6 +105,7 @@ class Workflow:
         sublattice: np.ndarray | None = None,
         truth: GroundTruth | None = None,
         pixel_size_pm: float | None = None,
+        region=None,
         reward: str | RewardFn = DEFAULT_REWARD,
         order_parameter: str = "auto",
         space: str | SearchSpace = SEARCH_SPACE,
@@ -112,6 +117,10 @@ class Workflow:
         self.positions = _as_positions(positions, sublattice)
         self.truth = truth
         self.pixel_size_pm = _pixel_size(pixel_size_pm, image, truth)
+        if region is not None and self.image is None:
+            raise InputError("a region (--region, --mask) selects columns of an image; positions without an image "
+                             "take none: give the positions inside the region instead")
+        self.region = None if region is None else region_mask(region, self.image.shape)
         self.reward_fn = get_reward(reward)
         self.order_parameter = order_parameter
         self.space = get_space(space)
@@ -149,9 +158,12 @@ class Workflow:
 
     @cached_property
     def columns(self) -> Columns | None:
-        """The image's atom columns as found (:func:`~.detection.find_columns`), once; None for
-        positions, whose columns were found elsewhere."""
-        return None if self.positions is not None else find_columns(self.image, self.pixel_size_pm)
+        """The image's atom columns as found (:func:`~.detection.find_columns`), inside the region
+        when there is one, once; None for positions, whose columns were found elsewhere."""
+        if self.positions is not None:
+            return None
+        columns = find_columns(self.image, self.pixel_size_pm)
+        return columns if self.region is None else within(columns, self.region)
 
     @cached_property
     def census(self) -> Census | None:
@@ -170,8 +182,8 @@ class Workflow:
             what = "the positions span"
         else:
             lattice = lattice_from_columns(self.columns)
-            extent = np.array(self.image.shape[::-1]) - 1
-            what = "the image spans"
+            extent = np.array(self.image.shape[::-1]) - 1 if self.region is None else extent_of(self.region)
+            what = "the image spans" if self.region is None else "the region spans"
         cells = extent / lattice.lattice_constant_px
         if cells.min() < MIN_CELLS_ACROSS:
             raise InputError(
