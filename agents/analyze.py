@@ -191,8 +191,13 @@ def analyze(source=None, search: str = DEFAULT_SEARCH, budget: int = DEFAULT_BUD
         raise InputError(f"{name}: {error}") from error
     atoms_seconds = time.perf_counter() - start
     shape = None if workflow.image is None else workflow.image.shape
-    columns = describe_columns(lattice, calibration, shape)
+    census = workflow.census
+    missing_b = None if census is None else census.empty_b_xy
+    columns = describe_columns(lattice, calibration, shape, missing_b_xy=missing_b)
     warnings = check_crystal(columns, calibration, name)
+    if census is not None:
+        columns.update(census.as_dict())
+        warnings += [census.warning] if census.warning else []
     if progress:
         print(found_line(columns, calibration, atoms_seconds), flush=True)
         for warning in warnings:
@@ -202,7 +207,8 @@ def analyze(source=None, search: str = DEFAULT_SEARCH, budget: int = DEFAULT_BUD
     record = replace(record, rejected=has_walls is False)
     answer = Answer(lattice, segmentation, phases_of_labels(workflow.order, segmentation.labels), calibration)
     run = run_record(list(inputs.files), workflow.image, command_line, started)
-    result = AnalysisResult(workflow, answer, has_walls, record, columns, tuple(warnings), run, name, atoms_seconds)
+    result = AnalysisResult(workflow, answer, has_walls, record, columns, tuple(warnings), run, name, atoms_seconds,
+                            missing_b_xy=missing_b)
     if out is not None:
         result.save(out, format, dpi)
     return result

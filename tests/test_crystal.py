@@ -61,8 +61,8 @@ def no_search(monkeypatch):
 
 @pytest.mark.parametrize("image, pixel_size_pm, says", [
     (hexagonal_image(), 15.0, "hexagonal lattice"),
-    (lattice_free_image(), 10.0, "most sites cannot be described"),
-    (lattice_free_image(), None, "most sites cannot be described"),
+    (lattice_free_image(), 10.0, "no periodic lattice"),
+    (lattice_free_image(), None, "no periodic lattice"),
     (nanoparticle_image(), 7.5, "no periodic lattice"),
 ])
 def test_what_is_not_a_perovskite_crystal_is_refused_in_one_line_before_any_search(no_search, image, pixel_size_pm,
@@ -143,3 +143,11 @@ def test_the_real_srtio3_image_is_a_rectangular_perovskite_view(shared_data_file
     assert cell["symmetry"] == "rectangular"
     assert cell["long"]["px"] / cell["short"]["px"] == pytest.approx(np.sqrt(2), rel=0.05)  # a [110]-type view
     assert check_crystal(columns, calibration, "SrTiO3") == []
+
+
+def test_columns_most_of_which_no_cell_describes_are_refused(no_search):
+    """Random positions (an amorphous film's): the periodicity is not asked, the cells are."""
+    rng = np.random.default_rng(RNG_SEED)
+    xy = rng.uniform(0, 400, size=(300, 2))
+    with pytest.raises(NotACrystalImage, match="most sites cannot be described"):
+        analyze(positions=xy, sublattice=np.where(rng.random(300) < 0.5, "A", "B"), progress=False)

@@ -80,14 +80,12 @@ class Census:
     field : the whole field of view.
     regions : the field cut into up to :data:`MAX_REGIONS` x :data:`MAX_REGIONS` regions.
     empty_b_xy : (M, 2) px, predicted B sites without a significant column.
-    b_over_a_peak : median B peak over the median A peak (NaN without B columns).
     noise_inflation : how much the image's correlated noise widened the detection tests.
     """
 
     field: RegionCount
     regions: tuple[RegionCount, ...]
     empty_b_xy: np.ndarray
-    b_over_a_peak: float
     noise_inflation: float
 
     @property
@@ -103,11 +101,8 @@ class Census:
                 "displacements there rest on missing B columns: see columns.png")
 
     def as_dict(self) -> dict:
-        return {"a": self.field.a, "b": self.field.b, "empty_b_sites": self.field.empty_b,
-                "b_found_share": self.field.as_dict()["b_found_share"],
-                "b_over_a_peak": None if not np.isfinite(self.b_over_a_peak) else round(float(self.b_over_a_peak), 3),
-                "noise_inflation": round(self.noise_inflation, 2), "warning": self.warning,
-                "regions": [r.as_dict() for r in self.regions]}
+        return {"empty_b_sites": self.field.empty_b, "b_found_share": self.field.as_dict()["b_found_share"],
+                "noise_inflation": round(self.noise_inflation, 2), "regions": [r.as_dict() for r in self.regions]}
 
 
 def take_census(lattice: AtomLattice, columns: Columns, shape: tuple[int, int]) -> Census:
@@ -123,9 +118,7 @@ def take_census(lattice: AtomLattice, columns: Columns, shape: tuple[int, int]) 
     a_px = lattice.lattice_constant_px
     field = _count("whole field", (0.0, cols - 1.0, 0.0, rows - 1.0), lattice.xy, is_a, is_b, empty_b, a_px)
     regions = tuple(_count(name, bounds, lattice.xy, is_a, is_b, empty_b, a_px) for name, bounds in _regions(shape, a_px))
-    with np.errstate(all="ignore"):
-        ratio = float(np.median(lattice.amplitude[is_b]) / np.median(lattice.amplitude[is_a])) if is_b.any() else np.nan
-    return Census(field, regions, empty_b, ratio, columns.noise_inflation)
+    return Census(field, regions, empty_b, columns.noise_inflation)
 
 
 def _empty_b_sites(lattice: AtomLattice, columns: Columns) -> np.ndarray:
