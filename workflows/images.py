@@ -164,7 +164,7 @@ class SyntheticImages(ImageSet):
         sample = generate(self.params(seed), seed=seed)
         if kind == "image":
             return Workflow.from_sample(sample, **workflow_kwargs)
-        found = Workflow(sample.image).lattice  # the columns a user would have found and refined
+        found = Workflow(sample.image, pixel_size_pm=sample.truth.pixel_size_pm).lattice  # as a user would find them
         keep = found.sublattice == "A" if kind == "a_positions" else slice(None)
         sublattice = None if kind == "a_positions" else found.sublattice
         return Workflow(positions=found.xy[keep], sublattice=sublattice, truth=sample.truth, **workflow_kwargs)
