@@ -138,7 +138,7 @@ def refine_jointly(image: np.ndarray, columns: Columns, rounds: int = JOINT_ROUN
     """Refit every column on the image minus the fitted profiles of all the others.
 
     Each round renders every column's current fit (:func:`render_columns`), and fits each
-    column, in a window of :data:`JOINT_RADIUS` x spacing, to the image minus that model plus
+    column, in a window of :func:`joint_radius`, to the image minus that model plus
     its own profile: the neighbours' cores are gone from its window, what remains of their
     tails is the fit's background. A fit that fails keeps the column's previous parameters; a
     column whose fit moves its centre out of the image's pixel-centre extent is dropped (a
