@@ -25,7 +25,6 @@ from ferrogym.workflows.atoms import (
     CONVERGED_PX,
     Columns,
     detect_columns,
-    estimate_column_spacing,
     refine_columns,
 )
 from ferrogym.workflows.detection import find_columns
@@ -40,6 +39,7 @@ from ferrogym.workflows.lattice import (
     measure_square_lattice,
     split_sublattices,
 )
+from ferrogym.workflows.periodicity import measure_periodicity
 from ferrogym.workflows.metrics import detection_scores, match_positions
 from ferrogym.workflows.synthetic import SyntheticParams, generate, sample_params
 
@@ -184,7 +184,7 @@ def test_refine_accuracy_does_not_depend_on_intensity_scale(factor):
     peak 1000 amplitudes were off by up to 5.5 %."""
     sample = generate(SyntheticParams(shape=SHAPE, dose=None, skirt_fraction=0.0, crosstalk=0.0), seed=0)  # Gaussian
     image = sample.image * factor
-    spacing = estimate_column_spacing(image)
+    spacing = measure_periodicity(image).column_spacing
     refined = refine_columns(image, np.rint(sample.truth.xy), spacing)
     assert np.hypot(*(refined.xy - sample.truth.xy).T).max() < 0.01
     is_a = sample.truth.sublattice == "A"
@@ -195,7 +195,7 @@ def test_refine_accuracy_does_not_depend_on_intensity_scale(factor):
 def test_refine_columns_recovers_noise_free_columns():
     params = SyntheticParams(shape=SHAPE, dose=None, ab_ratio=2.5, skirt_fraction=0.0, crosstalk=0.0)  # Gaussian columns
     sample = generate(params, seed=0)
-    spacing = estimate_column_spacing(sample.image)
+    spacing = measure_periodicity(sample.image).column_spacing
     refined = refine_columns(sample.image, np.rint(sample.truth.xy), spacing)
     assert isinstance(refined, Columns)
     assert np.hypot(*(refined.xy - sample.truth.xy).T).max() < 0.01
@@ -215,10 +215,10 @@ def test_refine_columns_keeps_flat_windows_without_raising():
     np.testing.assert_allclose(columns.xy[1], [32.5, 32.5], atol=0.05)
 
 
-def test_estimate_column_spacing_is_nearest_column_distance():
+def test_the_column_spacing_is_the_nearest_column_distance():
     for pixel_size in (12.0, 16.0, 20.0):
         params = SyntheticParams(shape=SHAPE, dose=100.0, pixel_size_pm=pixel_size)
-        spacing = estimate_column_spacing(generate(params, seed=1).image)
+        spacing = measure_periodicity(generate(params, seed=1).image).column_spacing
         expected = params.lattice_constant_px / np.sqrt(2)  # nearest columns are A-B pairs
         assert abs(spacing - expected) <= 0.05 * expected
 
@@ -473,7 +473,7 @@ def test_stopping_converged_column_fits_early_moves_no_column(monkeypatch):
     from ferrogym.workflows.synthetic import SyntheticParams, generate
 
     image = generate(SyntheticParams(shape=(400, 400), dose=100.0), seed=5).image
-    spacing = atoms.estimate_column_spacing(image)
+    spacing = measure_periodicity(image).column_spacing
     candidates = atoms.detect_columns(image, spacing)
     early = atoms.refine_columns(image, candidates, spacing)
     monkeypatch.setattr(atoms, "CONVERGED_PX", 0.0)

@@ -13,12 +13,13 @@ import pytest
 
 from ferrogym.agents.search import SearchStep, make_strategy, run_search
 from ferrogym.workflows import atoms, descriptors
+from ferrogym.workflows.periodicity import measure_periodicity
 from ferrogym.workflows.workflow import Evaluation
 
 
 def test_refinement_in_chunks_equals_one_batch(two_families_sample, monkeypatch):
     image = two_families_sample.image
-    spacing = atoms.estimate_column_spacing(image)
+    spacing = measure_periodicity(image).column_spacing
     candidates = atoms.detect_columns(image, spacing)
     whole = atoms.refine_columns(image, candidates, spacing)
     monkeypatch.setattr(atoms, "REFINE_CHUNK", 7)  # many chunks, the last one short

@@ -22,7 +22,7 @@ import numpy as np
 from scipy import ndimage
 
 from .errors import InputError
-from .periodicity import Periodicity, measure_periodicity
+from .periodicity import Periodicity
 
 #: Peaks weaker than this share of a typical bright column's LoG response are not candidates.
 RELATIVE_PEAK_THRESHOLD = 0.15
@@ -76,11 +76,6 @@ class Columns:
         significance = None if self.significance is None else self.significance[keep]
         return replace(self, xy=self.xy[keep], amplitude=self.amplitude[keep], sigma=self.sigma[keep],
                        significance=significance)
-
-
-def estimate_column_spacing(image: np.ndarray) -> float:
-    """Distance (px) between nearest columns of the image's column lattice (:mod:`.periodicity`)."""
-    return measure_periodicity(image).column_spacing
 
 
 def detect_columns(image: np.ndarray, spacing: float) -> np.ndarray:
