@@ -11,7 +11,8 @@ variant == 5):
 - ``acc_before``: share of matched columns whose sublattice equals the truth, with the split by
   one global Otsu threshold plus a neighbour vote (``legacy_split_sublattices`` below, a copy of
   ``workflows/lattice.py::split_sublattices`` before the lattice colouring);
-- ``acc_after``: the same with the current ``split_sublattices``.
+- ``acc_after``: the same with the current ``split_sublattices`` on the image's periodicity (the
+  column lattice's steps, as ``ferrogym analyze`` splits them).
 
 Scenarios: ``flipped`` (ratio 0.6), ``same_order`` (ratio 1.5), and ratio 0.6 with an intensity
 gradient of 1.0 across the interface (peaks change 3x), a rotated lattice (17 degrees), a
@@ -83,12 +84,12 @@ def measure(scenario: str, seed: int) -> list[list]:
     params = SyntheticParams(**BASE, **SCENARIOS[scenario])
     sample = generate(params, seed=seed)
     truth = sample.truth
-    columns = find_columns(sample.image)
+    columns = find_columns(sample.image, truth.pixel_size_pm)
     xy, amplitude = columns.xy, columns.amplitude
     if scenario == "defects":
         xy, amplitude = with_defects(xy, amplitude, params.shape, np.random.default_rng(seed))
     before = legacy_split_sublattices(xy, amplitude, columns.spacing)
-    after = split_sublattices(xy, amplitude, columns.spacing)
+    after = split_sublattices(xy, amplitude, columns.spacing, columns.periodicity)
     tolerance = 0.25 * truth.lattice_constant_px
     detected, true = match_positions(xy, truth.xy, tolerance)
     in_substrate = truth.variant == SUBSTRATE
