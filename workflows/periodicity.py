@@ -52,6 +52,8 @@ COLUMN_AREA_PM2 = 9.2e4
 #: The area rule holds for the rectangular cells of perovskites: reduced cell vectors within
 #: this many degrees of a right angle (drift and shear tilt them by a few).
 RIGHT_ANGLE_DEG = 10.0
+#: Domains need this many unit cells across an image (or region, or set of positions).
+MIN_CELLS_ACROSS = 3
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,11 @@ def measure_periodicity(image: np.ndarray, pixel_size_pm: float | None = None) -
     periodic = heights.size and heights.max() >= PERIODIC_SHARE * acf[tuple(np.array(acf.shape) // 2)]
     strong = heights >= STRONG_PEAK * heights.max() if periodic else np.zeros(len(heights), bool)
     cell = _cell_of(lags[strong])
+    if cell is None and strong.any():
+        # A period along one direction only: an image too short across it to show a second?
+        period = float(np.hypot(*lags[strong].T).min())
+        if min(image.shape) / period < MIN_CELLS_ACROSS:
+            raise too_few_cells("the image spans", min(image.shape) / period, period)
     if cell is None:
         raise InputError(
             "no periodic lattice found in the image autocorrelation; ferrogym needs an atomically "
@@ -119,6 +126,14 @@ def measure_periodicity(image: np.ndarray, pixel_size_pm: float | None = None) -
     if prominence < MIN_OFFSET_PROMINENCE:
         return Periodicity(cell, None, max(prominence, 0.0))
     return Periodicity(cell, offset, prominence, two_sublattices=True)
+
+
+def too_few_cells(what: str, cells: float, lattice_constant_px: float) -> InputError:
+    """The refusal of an input that spans fewer than :data:`MIN_CELLS_ACROSS` unit cells."""
+    return InputError(
+        f"{what} only {cells:.1f} unit cells (a = {lattice_constant_px:.1f} px) in its shorter "
+        f"direction; at least {MIN_CELLS_ACROSS} are needed to see domains. Use a larger field of view"
+    )
 
 
 def rectangular(cell: np.ndarray) -> bool:
@@ -161,10 +176,11 @@ def reduced_basis(vectors: np.ndarray) -> np.ndarray:
 
 def _peaks(acf: np.ndarray, min_lag: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
     """Sub-pixel (x, y) lags and heights of the autocorrelation's local maxima within a third
-    of the crop, the zero lag and its shoulder (closer than ``min_lag`` px) left out."""
+    of the crop along each axis, the zero lag and its shoulder (closer than ``min_lag`` px) left
+    out."""
     centre = np.array(acf.shape) // 2
-    reach = min(acf.shape) // 6  # a third of the crop: the padded array is twice its size
-    window = acf[centre[0] - reach : centre[0] + reach + 1, centre[1] - reach : centre[1] + reach + 1]
+    reach = np.array(acf.shape) // 6  # a third of the crop: the padded array is twice its size
+    window = acf[centre[0] - reach[0] : centre[0] + reach[0] + 1, centre[1] - reach[1] : centre[1] + reach[1] + 1]
     peaks_rc = peak_local_max(window, min_distance=2, exclude_border=True)
     lags = (peaks_rc - reach)[:, ::-1] + _vertex_offsets(window, peaks_rc)  # (row, col) -> (x, y)
     keep = np.hypot(*lags.T) >= min_lag

@@ -31,14 +31,13 @@ from .io import ImageData, PositionsData, load_image, load_positions, validate_i
 from .lattice import AtomLattice, lattice_from_columns, lattice_from_positions
 from .metrics import match_positions, variant_ari, wall_f1
 from .order import OrderParameter, measure_order
+from .periodicity import MIN_CELLS_ACROSS, too_few_cells
 from .region import extent_of, region_mask, within
 from .rewards import DEFAULT_REWARD, RewardFn, as_reward_result, get_reward
 from .space import CLUSTERING_STAGE, SEARCH_SPACE, SearchSpace, get_space
 from .synthetic import GroundTruth, SyntheticSample
 from .walls import Segmentation
 
-#: The image (or the positions) must span at least this many lattice constants each way.
-MIN_CELLS_ACROSS = 3
 #: Bytes each cache of a workflow may hold: descriptor features (a 2.5 x 2.5 a patch on every atom
 #: of a 2048 x 2048 frame at 18 px per a is 190 MB), reductions, labels. Long runs over many
 #: configurations stay bounded; the envs bound the number of images kept. The features' bound
@@ -186,11 +185,7 @@ class Workflow:
             what = "the image spans" if self.region is None else "the region spans"
         cells = extent / lattice.lattice_constant_px
         if cells.min() < MIN_CELLS_ACROSS:
-            raise InputError(
-                f"{what} only {cells.min():.1f} unit cells (a = {lattice.lattice_constant_px:.1f} px) "
-                f"in its shorter direction; at least {MIN_CELLS_ACROSS} are needed to see domains. "
-                "Use a larger field of view"
-            )
+            raise too_few_cells(what, cells.min(), lattice.lattice_constant_px)
         return lattice
 
     @cached_property
