@@ -64,15 +64,15 @@ class Inputs:
 
 def build_inputs(source=None, *, positions=None, sublattice=None, a_sites=None, b_sites=None,
                  pixel_size_pm: float | None = None, frame: int | None = None, region=None,
-                 reward=DEFAULT_REWARD, space: str = "descriptors") -> Inputs:
+                 brighter_sublattice: str | None = None, reward=DEFAULT_REWARD, space: str = "descriptors") -> Inputs:
     """The workflow of an image (array, file, HyperSpy signal, :class:`ImageData`, or a
     :class:`Workflow` as it is), positions (array, file or :class:`PositionsData`, with
     ``sublattice``), or A- and B-site positions given apart; an image with positions is used for
     patch descriptors at those positions."""
     if isinstance(source, Workflow):
-        if any(v is not None for v in (positions, a_sites, b_sites, pixel_size_pm, frame, region)):
-            raise InputError("a Workflow is analysed as built; give positions, pixel size, frame and region "
-                             "to the Workflow instead")
+        if any(v is not None for v in (positions, a_sites, b_sites, pixel_size_pm, frame, region, brighter_sublattice)):
+            raise InputError("a Workflow is analysed as built; give positions, pixel size, frame, region and "
+                             "brighter sublattice to the Workflow instead")
         truth_size = getattr(source.truth, "pixel_size_pm", None)
         source_of = "synthetic truth" if truth_size is not None and truth_size == source.pixel_size_pm else "given"
         calibration = Calibration(source.pixel_size_pm, source_of if source.pixel_size_pm is not None else "unknown")
@@ -83,7 +83,7 @@ def build_inputs(source=None, *, positions=None, sublattice=None, a_sites=None, 
     if image is None and xy is None:
         raise InputError("nothing to analyse: give an image, positions, or A- and B-site positions")
     workflow = Workflow(image, positions=xy, sublattice=sites, pixel_size_pm=pixel_size_pm, region=region,
-                        reward=reward, space=space)
+                        brighter_sublattice=brighter_sublattice or "A", reward=reward, space=space)
     read = image.pixel_size_pm if isinstance(image, ImageData) else None
     calibration = calibration_of(workflow.pixel_size_pm, pixel_size_pm, read, origin)
     return Inputs(workflow, calibration, name or positions_name, tuple(files))
@@ -139,7 +139,8 @@ def _read_positions(positions, sublattice, files: list[Path]) -> PositionsData:
 
 def analyze(source=None, search: str = DEFAULT_SEARCH, budget: int = DEFAULT_BUDGET, out: str | Path | None = None,
             *, positions=None, sublattice=None, a_sites=None, b_sites=None, pixel_size_pm: float | None = None,
-            frame: int | None = None, region=None, seed: int = 0, reward=DEFAULT_REWARD, space: str = "descriptors",
+            frame: int | None = None, region=None, brighter_sublattice: str | None = None, seed: int = 0,
+            reward=DEFAULT_REWARD, space: str = "descriptors",
             name: str | None = None, progress: bool = True, format: str = "png", dpi: int = DPI,
             command_line: list[str] | None = None) -> AnalysisResult:
     """Find the columns, check them, search the best segmentation, and return the answer.
@@ -159,6 +160,8 @@ def analyze(source=None, search: str = DEFAULT_SEARCH, budget: int = DEFAULT_BUD
     pixel_size_pm : the pixel size in pm, over the file's calibration.
     frame : the image of a stack to analyse.
     region : where to analyse, a box (x0, y0, x1, y1) in px, a mask or a mask file.
+    brighter_sublattice : "A" (None: the default) or "B": which sublattice the brighter columns are
+        ("B" for SrRuO3, where Ru outshines Sr); brightness alone names them.
     seed : the search's seed.
     reward : the reward's name (default ``order``) or a callable.
     space : ``descriptors`` or ``vae`` (the rotation-invariant VAE's settings).
@@ -181,7 +184,8 @@ def analyze(source=None, search: str = DEFAULT_SEARCH, budget: int = DEFAULT_BUD
     """
     started = now()
     inputs = build_inputs(source, positions=positions, sublattice=sublattice, a_sites=a_sites, b_sites=b_sites,
-                          pixel_size_pm=pixel_size_pm, frame=frame, region=region, reward=reward, space=space)
+                          pixel_size_pm=pixel_size_pm, frame=frame, region=region,
+                          brighter_sublattice=brighter_sublattice, reward=reward, space=space)
     workflow, calibration = inputs.workflow, inputs.calibration
     name = name or inputs.name
     start = time.perf_counter()

@@ -177,6 +177,8 @@ def _analyze_parser(commands) -> None:
     p.add_argument("--pixel-size-pm", type=float, default=None,
                    help="pixel size in pm (default: the file's calibration; without one, lengths are in px)")
     p.add_argument("--frame", type=int, default=None, help="the image of a stack to analyse (0-based)")
+    p.add_argument("--brighter-sublattice", choices=("A", "B"), default="A",
+                   help="which sublattice the brighter columns are: B where B outshines A (SrRuO3: Ru beside Sr)")
     p.add_argument("--region", default=None, metavar="X0,Y0,X1,Y1",
                    help="analyse only the columns in this box (pixels, x = column, y = row), e.g. to leave out "
                         "vacuum or a substrate")
@@ -262,7 +264,7 @@ def _run_analyze(args) -> None:
     if len(args.images) > 1 and (args.positions or args.a_sites or args.b_sites):
         raise InputError("positions go with one image; analyse several images without --positions/--a-sites/--b-sites")
     settings = dict(search=args.search, budget=args.budget, seed=args.seed, reward=args.reward, space=args.space,
-                    pixel_size_pm=args.pixel_size_pm, frame=args.frame,
+                    pixel_size_pm=args.pixel_size_pm, frame=args.frame, brighter_sublattice=args.brighter_sublattice,
                     region=parse_box(args.region) if args.region else args.mask, progress=not args.no_progress,
                     command_line=args.command_line)
     figures = dict(format=args.format, dpi=args.dpi)

@@ -69,3 +69,12 @@ def test_an_input_choice_leaves_the_other_choices_of_a_seed_unchanged():
     mixed = parse_images("synthetic:0-19,family=any,shape=128x128|256x256,input=image|a_positions")
     assert {mixed.input(i) for i in range(20)} == {"image", "a_positions"}
     assert [mixed.params(s).family for s in range(20)] == [plain.params(s).family for s in range(20)]
+
+
+@pytest.mark.parametrize("ab_ratio, brighter", [(0.6, "B"), (3.0, "A")])
+def test_a_synthetic_image_is_analysed_knowing_which_sublattice_is_brighter(ab_ratio, brighter):
+    """As a user who knows the material would say it (B for a SrRuO3-like crystal), for the
+    image and for the columns found on it alike."""
+    for spec in (f"synthetic:0,ab_ratio={ab_ratio}", f"synthetic:0,ab_ratio={ab_ratio},input=positions"):
+        workflow = parse_images(spec).workflow(0)
+        assert workflow.brighter_sublattice == brighter

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from ferrogym.workflows.detection import find_columns
+from ferrogym.workflows.errors import InputError
 from ferrogym.workflows.lattice import (
     MIN_SUBLATTICE_CONTRAST,
     shell_graph,
@@ -24,6 +25,7 @@ from ferrogym.workflows.lattice import (
 )
 from ferrogym.workflows.metrics import match_positions
 from ferrogym.workflows.synthetic import SyntheticParams, generate
+from ferrogym.workflows.workflow import Workflow
 
 SUBSTRATE = 5
 A, SPACING = 20.0, 20.0 / np.sqrt(2)
@@ -72,6 +74,28 @@ def test_flipped_substrate_keeps_a_on_a_across_the_interface(seed):
 def test_substrate_variants(extra):
     accuracy = layer_accuracy(3, **extra)
     assert accuracy["film"] >= 0.99 and accuracy["substrate"] >= 0.99
+
+
+def named_right(sample, **workflow_kwargs) -> float:
+    """Share of the columns found where they should be that carry their true sublattice."""
+    lattice = Workflow.from_sample(sample, **workflow_kwargs).lattice
+    detected, true = match_positions(lattice.xy, sample.truth.xy, 0.25 * sample.truth.lattice_constant_px)
+    return float((lattice.sublattice[detected] == sample.truth.sublattice[true]).mean())
+
+
+def test_a_crystal_whose_b_columns_outshine_its_a_columns_is_named_by_what_the_user_says():
+    """SrRuO3-like (A:B own scattering 0.6): brightness calls the brighter Ru columns A, and only
+    the user's ``brighter_sublattice="B"`` can name them; the generator's own hint agrees."""
+    params = SyntheticParams(shape=(192, 192), domains="stripes", ab_ratio=0.6, dose=150.0)
+    sample = generate(params, seed=4)
+    assert params.brighter_sublattice == "B"
+    assert named_right(sample) <= 0.01
+    assert named_right(sample, brighter_sublattice="B") >= 0.99
+
+
+def test_the_brighter_sublattice_must_be_a_or_b(two_families_sample):
+    with pytest.raises(InputError, match=r"brighter_sublattice = 'Ti'.*\('A', 'B'\)"):
+        Workflow(two_families_sample.image, brighter_sublattice="Ti")
 
 
 # --------------------------------------------------------------------------- ideal positions

@@ -161,10 +161,14 @@ class SyntheticImages(ImageSet):
     def workflow(self, index: int, **workflow_kwargs) -> Workflow:
         seed = self.seed(index)
         kind = self._input(seed)
-        sample = generate(self.params(seed), seed=seed)
+        params = self.params(seed)
+        sample = generate(params, seed=seed)
+        # what a user who knows the material says: which sublattice is the brighter one
+        workflow_kwargs.setdefault("brighter_sublattice", params.brighter_sublattice)
         if kind == "image":
             return Workflow.from_sample(sample, **workflow_kwargs)
-        found = Workflow(sample.image, pixel_size_pm=sample.truth.pixel_size_pm).lattice  # as a user would find them
+        found = Workflow(sample.image, pixel_size_pm=sample.truth.pixel_size_pm,  # as a user would find them
+                         brighter_sublattice=workflow_kwargs["brighter_sublattice"]).lattice
         keep = found.sublattice == "A" if kind == "a_positions" else slice(None)
         sublattice = None if kind == "a_positions" else found.sublattice
         return Workflow(positions=found.xy[keep], sublattice=sublattice, truth=sample.truth, **workflow_kwargs)

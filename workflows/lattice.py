@@ -28,6 +28,8 @@ from .atoms import Columns
 from .errors import InputError
 from .periodicity import Periodicity
 
+#: The two cation sublattices of a perovskite ABO3.
+SUBLATTICES = ("A", "B")
 #: Brightness ratio below which the two colours of the neighbour graph are one sublattice.
 MIN_SUBLATTICE_CONTRAST = 1.2
 #: Shells of the column graph, in units of the local nearest-column distance: the nearest
@@ -98,7 +100,7 @@ class AtomLattice:
         """Indices of the atoms of one sublattice ("A", "B") or of all of them ("all")."""
         if which == "all":
             return np.arange(len(self.xy))
-        if which not in ("A", "B"):
+        if which not in SUBLATTICES:
             raise InputError(f"sites must be 'all', 'A' or 'B', got {which!r}")
         return np.flatnonzero(self.sublattice == which)
 
@@ -108,9 +110,10 @@ class AtomLattice:
         return self.site_indices("B" if self.has_b_sites else "A")
 
 
-def lattice_from_columns(columns: Columns) -> AtomLattice:
-    """Split refined image columns into A and B by geometry and brightness, then measure."""
-    sublattice = split_sublattices(columns.xy, columns.amplitude, columns.spacing, columns.periodicity)
+def lattice_from_columns(columns: Columns, brighter: str = "A") -> AtomLattice:
+    """Split refined image columns into A and B by geometry and brightness (``brighter``: which
+    sublattice the brighter columns are, see :func:`split_sublattices`), then measure."""
+    sublattice = split_sublattices(columns.xy, columns.amplitude, columns.spacing, columns.periodicity, brighter)
     return build_lattice(columns.xy, sublattice, columns.amplitude)
 
 
@@ -128,7 +131,7 @@ def lattice_from_positions(xy: np.ndarray, sublattice: np.ndarray | None = None)
 
 
 def split_sublattices(xy: np.ndarray, amplitude: np.ndarray, spacing: float,
-                      periodicity: Periodicity | None = None) -> np.ndarray:
+                      periodicity: Periodicity | None = None, brighter: str = "A") -> np.ndarray:
     """Label columns "A"/"B": which sublattice from the lattice, which one is A from brightness.
 
     1. The lattice gives the two sublattices (:func:`colour_sublattices`): nearest columns are
@@ -147,6 +150,8 @@ def split_sublattices(xy: np.ndarray, amplitude: np.ndarray, spacing: float,
        Pb (A) columns continue into Sr columns, which are called A. If the flipped layer
        dominates the field (a larger area with stronger contrast), it names the colours
        instead, and A/B are swapped against chemistry everywhere; brightness alone cannot tell.
+       ``brighter="B"`` says the brighter colour is B (a SrRuO3 crystal, or a field that a
+       layer of that order dominates): what the image cannot tell, the user knows.
     3. If the local contrast, averaged over windows of :data:`CONTRAST_WINDOW` nearest-column
        distances, reaches :data:`MIN_SUBLATTICE_CONTRAST` on less than :data:`VISIBLE_SHARE`
        of the columns, only one sublattice is visible and every column is "A". The windows are
@@ -177,8 +182,10 @@ def split_sublattices(xy: np.ndarray, amplitude: np.ndarray, spacing: float,
     two_sublattices = periodicity is not None and periodicity.two_sublattices
     if not two_sublattices and not _sublattices_visible(xy, contrast, patch, scale):
         return np.full(n, "A")
+    if brighter not in SUBLATTICES:
+        raise InputError(f"brighter sublattice {brighter!r}: use one of {SUBLATTICES}")
     vote = np.bincount(patch, weights=np.nan_to_num(contrast))
-    is_a = colour * np.sign(vote[patch]) > 0
+    is_a = colour * np.sign(vote[patch]) * (1 if brighter == "A" else -1) > 0
     undecided = vote[patch] == 0
     if undecided.all():
         return np.full(n, "A")

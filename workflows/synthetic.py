@@ -296,6 +296,17 @@ class SyntheticParams:
         return peak_a / peak_b
 
     @property
+    def brighter_sublattice(self) -> str:
+        """Which sublattice shows brighter where it decides the naming, as a user who knows the
+        material tells the analysis (``Workflow(brighter_sublattice=...)``): the film's order,
+        unless a substrate of the other order outweighs it, each layer's log peak ratio weighed by
+        its area as :func:`~ferrogym.workflows.lattice.split_sublattices` weighs their columns."""
+        film = (1 - self.substrate_fraction) * np.log(self.rendered_ab_ratio)
+        peak_a, peak_b = _film_peaks(self, self.substrate_ab_ratio)
+        substrate = self.substrate_fraction * np.log(peak_a / peak_b)
+        return "A" if film + substrate >= 0 else "B"
+
+    @property
     def has_antipolar(self) -> bool:
         """Whether this image contains an antipolar band."""
         return self.sm_fraction > self.antipolar_threshold and self.antipolar_area_fraction > 0
@@ -754,13 +765,13 @@ def _crosstalk(a_own: np.ndarray, b_own: np.ndarray, k: float) -> tuple[np.ndarr
     return a_recorded, b_recorded
 
 
-def _film_peaks(p: SyntheticParams) -> tuple[float, float]:
-    """Rendered peaks of an undoped A column and of a B column inside the film, in units of an
-    undoped A column's own scattering: the ideal lattice, no gradient (the image's unit, and
-    :attr:`SyntheticParams.rendered_ab_ratio`)."""
-    k = p.crosstalk
-    a_recorded = (1 - 4 * k) + 4 * k / p.ab_ratio
-    b_recorded = (1 - 4 * k) / p.ab_ratio + 4 * k
+def _film_peaks(p: SyntheticParams, ab_ratio: float | None = None) -> tuple[float, float]:
+    """Rendered peaks of an undoped A column and of a B column inside the film (or inside a layer
+    whose own A:B ratio is ``ab_ratio``), in units of an undoped A column's own scattering: the
+    ideal lattice, no gradient (the image's unit, and :attr:`SyntheticParams.rendered_ab_ratio`)."""
+    k, ab_ratio = p.crosstalk, p.ab_ratio if ab_ratio is None else ab_ratio
+    a_recorded = (1 - 4 * k) + 4 * k / ab_ratio
+    b_recorded = (1 - 4 * k) / ab_ratio + 4 * k
     own_sublattice, other_sublattice = _profile_lattice_sums(p)
     return (a_recorded * own_sublattice + b_recorded * other_sublattice,
             b_recorded * own_sublattice + a_recorded * other_sublattice)

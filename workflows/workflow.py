@@ -28,7 +28,7 @@ from .descriptors import NEEDS, DescriptorUnavailable, Features, compute_descrip
 from .detection import find_columns
 from .errors import InputError
 from .io import ImageData, PositionsData, load_image, load_positions, validate_image, validate_positions
-from .lattice import AtomLattice, lattice_from_columns, lattice_from_positions
+from .lattice import SUBLATTICES, AtomLattice, lattice_from_columns, lattice_from_positions
 from .metrics import match_positions, variant_ari, wall_f1
 from .order import OrderParameter, measure_order
 from .periodicity import MIN_CELLS_ACROSS, too_few_cells
@@ -85,6 +85,11 @@ class Workflow:
     truth : ground truth of a synthetic image, enabling :attr:`Evaluation.metrics`.
     pixel_size_pm : the image's sampling in picometres; default: the calibration of an
         :class:`ImageData`, else the truth's, else None (unknown: lengths stay in pixels).
+    brighter_sublattice : which sublattice the image's brighter columns are: "A" (default: Bi,
+        Pb, Ba, Sr beside Fe, Ti) or "B" (SrRuO3, where Ru outshines Sr; in a stack of layers
+        of both orders, the order of the one that dominates the field). Brightness is the only
+        thing that names the sublattices of an [001] view; see
+        :func:`~ferrogym.workflows.lattice.split_sublattices`.
     region : where columns are analysed, for an image: a box ``(x0, y0, x1, y1)`` in pixels, a
         boolean mask of the image's shape or a mask file (:mod:`~ferrogym.workflows.region`);
         columns found outside are dropped. None: the whole image.
@@ -104,6 +109,7 @@ class Workflow:
         sublattice: np.ndarray | None = None,
         truth: GroundTruth | None = None,
         pixel_size_pm: float | None = None,
+        brighter_sublattice: str = "A",
         region=None,
         reward: str | RewardFn = DEFAULT_REWARD,
         order_parameter: str = "auto",
@@ -116,6 +122,9 @@ class Workflow:
         self.positions = _as_positions(positions, sublattice)
         self.truth = truth
         self.pixel_size_pm = _pixel_size(pixel_size_pm, image, truth)
+        if brighter_sublattice not in SUBLATTICES:
+            raise InputError(f"brighter_sublattice = {brighter_sublattice!r}: use one of {SUBLATTICES}")
+        self.brighter_sublattice = brighter_sublattice
         if region is not None and self.image is None:
             raise InputError("a region (--region, --mask) selects columns of an image; positions without an image "
                              "take none: give the positions inside the region instead")
@@ -180,7 +189,7 @@ class Workflow:
             extent = np.ptp(self.positions.xy, axis=0)
             what = "the positions span"
         else:
-            lattice = lattice_from_columns(self.columns)
+            lattice = lattice_from_columns(self.columns, self.brighter_sublattice)
             extent = np.array(self.image.shape[::-1]) - 1 if self.region is None else extent_of(self.region)
             what = "the image spans" if self.region is None else "the region spans"
         cells = extent / lattice.lattice_constant_px
