@@ -5,7 +5,8 @@ SrTiO3 image of ``../shared/data``, each method in a fresh process of its own (s
 memory is its own):
 
 - **ferrogym**: ``Workflow(image).lattice`` (:func:`~ferrogym.workflows.detection.find_columns`
-  and the sublattice split), told nothing but the pixel size;
+  and the sublattice split), told the pixel size and which sublattice is the brighter (as
+  Atomap is told the separation and the zone of the B sites);
 - **atomap** (0.4.2, its tutorial's route): ``get_atom_positions`` with the A-A separation it
   is told (0.75 of the true lattice constant; 19 px on SrTiO3, as in its tutorial), centre of
   mass and 2-D Gaussian refinement of the A sublattice, ``find_missing_atoms_from_zone_vector``
@@ -55,11 +56,11 @@ def synthetic(size: int, seed: int):
     return generate(params, seed=seed)
 
 
-def run_ferrogym(image, pixel_size_pm):
+def run_ferrogym(image, pixel_size_pm, brighter_sublattice="A"):
     from ferrogym.workflows import Workflow
 
     start = time.process_time()
-    lattice = Workflow(image, pixel_size_pm=pixel_size_pm).lattice
+    lattice = Workflow(image, pixel_size_pm=pixel_size_pm, brighter_sublattice=brighter_sublattice).lattice
     seconds = time.process_time() - start
     return lattice.xy[lattice.sublattice == "A"], lattice.xy[lattice.sublattice == "B"], seconds
 
@@ -170,7 +171,7 @@ def main() -> None:
         for seed in range(args.seeds):
             sample = synthetic(size, seed)
             truth, a = sample.truth, sample.truth.lattice_constant_px
-            ours = in_fresh_process(run_ferrogym, sample.image, truth.pixel_size_pm)
+            ours = in_fresh_process(run_ferrogym, sample.image, truth.pixel_size_pm, sample.params.brighter_sublattice)
             theirs = in_fresh_process(run_atomap, sample.image, int(0.75 * a), a * np.sqrt(2))
             common = found_by_both([ours, theirs], truth)
             for name, result in (("ferrogym", ours), ("atomap", theirs)):
