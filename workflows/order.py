@@ -64,12 +64,15 @@ class OrderParameter:
     names : the d column names.
     orientation_deg : direction of the lattice's first axis (bond sectors are centred on it).
     sector_scale : (ORIENTATION_SECTORS,) median difference length across bonds of each sector.
+    column_scale : (d,) the neighbour noise each column was divided by (``raw = values *
+        column_scale``: displacements in lattice constants), or None where not recorded.
     """
 
     values: np.ndarray
     names: tuple[str, ...]
     orientation_deg: float
     sector_scale: np.ndarray
+    column_scale: np.ndarray | None = None
 
     def contrast(self, xy: np.ndarray, bonds: np.ndarray) -> np.ndarray:
         """(E,) contrast of each bond (index pairs into the cell sites); NaN where undefined."""
@@ -132,7 +135,7 @@ def scale_order(raw: np.ndarray, names, xy: np.ndarray, bonds: np.ndarray, orien
         for s in range(ORIENTATION_SECTORS)
     ])
     names = tuple(str(n) for n in np.asarray(names)[varies])
-    return OrderParameter(values, names, float(orientation_deg), np.maximum(scale, EXACT))
+    return OrderParameter(values, names, float(orientation_deg), np.maximum(scale, EXACT), noise[varies])
 
 
 def phases_of_labels(order: OrderParameter, labels: np.ndarray) -> dict[int, int] | None:
