@@ -164,7 +164,6 @@ def simulate(params: SimulationParams) -> Simulation:
     a = params.lattice_constant_pm / 100
     extent = params.cells * a
     configs, column_of, is_a = _configurations(params)
-    abtem.config.set({"device": device, "diagnostics.progress_bar": False})
     interpolation = params.cells // params.prism_window_cells
     gpts = _potential_gpts(params, interpolation)
     potential = abtem.Potential(abtem.AtomsEnsemble(configs), gpts=gpts, slice_thickness=a / 2,
@@ -176,12 +175,13 @@ def simulate(params: SimulationParams) -> Simulation:
     side = params.cells * params.px_per_cell
     scan = abtem.GridScan(start=(0.0, 0.0), end=(extent, extent), gpts=(side, side), endpoint=False)
     detector = abtem.AnnularDetector(inner=params.detector_mrad[0], outer=params.detector_mrad[1])
-    cutoff = min(s_matrix.cutoff_angles) if hasattr(s_matrix, "cutoff_angles") else None
-    if cutoff is not None and cutoff < params.detector_mrad[1]:
+    cutoff = min(s_matrix.cutoff_angles)  # the antialiased potential's largest scattering angle
+    if cutoff < params.detector_mrad[1]:
         raise InputError(f"the potential sampling {params.potential_sampling_pm} pm scatters only to {cutoff:.0f} "
                          f"mrad, inside the detector's {params.detector_mrad[1]:.0f} mrad; sample finer")
     start = time.perf_counter()
-    with dask.config.set(scheduler="threads", num_workers=params.workers):
+    with abtem.config.set({"device": device, "diagnostics.progress_bar": False}), \
+            dask.config.set(scheduler="threads", num_workers=params.workers):
         measurement = s_matrix.scan(scan=scan, detectors=detector, ctf=ctf).compute()
     seconds = time.perf_counter() - start
     image = np.asarray(measurement.to_cpu().array, dtype=float).T  # abTEM's axes are (x, y)
