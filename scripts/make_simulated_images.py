@@ -8,7 +8,7 @@ configurations) at 16 px per cell (256 x 256 px), then Poisson counts at 300 per
 ``noise_free/registration.npz``, where the tests check that truth and pixels register, is one
 domain of 8 x 8 cells with 8 configurations, noise-free: with 2 configurations the ensemble is
 too small to average the thermal scatter out, and each Bi column's image sits 0.07 px (rms per
-axis) off its site, 0.03 px with 8. Seeds are fixed: the same command writes the same files. It
+axis) off its site, 0.035 px with 8. Seeds are fixed: the same command writes the same files. It
 prints the time per image (2-5 minutes each on 2 busy CPU cores).
 """
 

@@ -71,7 +71,9 @@ class SimulationParams:
         radians), e.g. ``{"C30": 1e4}``.
     source_sigma_pm : standard deviation of the effective source (incoherent Gaussian blur).
     phonon_configs : frozen-phonon configurations averaged (at least 2: each atom's displacements
-        are centred over them).
+        are centred over them). Time grows with them; so does precision: channelling answers the
+        displacements nonlinearly, so a small ensemble still leaves each Bi column's image off its
+        site, 0.07 px rms per axis with 2 configurations, 0.035 px with 8 (16 px per cell).
     sigma_a_pm, sigma_b_pm, sigma_o_pm : thermal displacement per direction of A, B and O atoms
         (BiFeO3 at room temperature: about 9, 6.5 and 8.5 pm).
     px_per_cell : scan positions per lattice constant (16: 24.75 pm per px).
