@@ -20,7 +20,7 @@ from ferrogym.workflows.images import SimulatedImages, parse_images
 from ferrogym.workflows.io import load_image
 from ferrogym.workflows.metrics import detection_scores, match_positions, variant_ari
 from ferrogym.workflows.multislice import SimulationParams, _wall_mask, simulate
-from ferrogym.workflows.synthetic import SyntheticParams, generate
+from ferrogym.workflows.synthetic import POLARIZATION_DIRECTIONS, SyntheticParams, generate
 from ferrogym.workflows.truthfile import FORMAT, load_truth, save_truth
 from ferrogym.workflows.workflow import Workflow
 
@@ -135,6 +135,25 @@ def test_wall_mask_lies_along_the_walls():
     columns = np.flatnonzero(mask.all(axis=0))
     assert set(columns) == {x % 256 for k in range(4) for x in range(64 * k + 4 - 8, 64 * k + 4 + 8)}
     assert not mask[:, 36].any()
+
+
+def test_phonons_leave_every_column_on_its_site():
+    """Thermal kicks centred per atom over the configurations, of the asked sigma; the B-O
+    column off-centred as a whole."""
+    pytest.importorskip("ase", reason="the supercell needs ASE (ferrogym[simulate])")
+    from ferrogym.workflows.multislice import _configurations
+
+    params = SimulationParams(cells=4, thickness_cells=2, variants=(1,), phonon_configs=3)
+    configs = _configurations(params)[0]
+    numbers, positions = configs[0].numbers, np.array([c.positions for c in configs])
+    site = positions.mean(axis=0)
+    a = 3.96
+    b_site = a / 2 + -0.3 * POLARIZATION_DIRECTIONS[1]  # within its cell: 30 pm against P
+    in_cell = (site[:, :2] - a / 4) % a
+    assert np.allclose(in_cell[numbers == 26], b_site)
+    on_b_columns = np.all(np.isclose(in_cell, b_site), axis=1)
+    assert np.sum(on_b_columns & (numbers == 8)) == 4 * 4 * 2  # the O between B atoms, every cell and layer
+    assert 0.07 < (positions - site)[:, numbers == 83].std() < 0.11  # sigma_a_pm = 9
 
 
 def test_simulate_without_abtem_says_how_to_install(monkeypatch):
