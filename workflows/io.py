@@ -42,7 +42,7 @@ _RSCIIO_READERS = {
     ".bmp": ("image", "BMP"),
     ".gif": ("image", "GIF"),
 }
-_IMAGE_EXTENSIONS = (".npy", ".npz", *_RSCIIO_READERS)
+_IMAGE_EXTENSIONS = (".npy", *_RSCIIO_READERS, ".npz")
 _POSITION_EXTENSIONS = (".npy", ".csv", ".txt")
 _POSITION_COLUMNS = ("x", "y", "sublattice")
 
