@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from scipy.stats import spearmanr
 
 from ferrogym.workflows.errors import InputError
-from ferrogym.workflows.images import ImageSet, SyntheticImages, as_image_set
+from ferrogym.workflows.images import ImageSet, SimulatedImages, SyntheticImages, as_image_set
 from ferrogym.workflows.rewards import REWARDS, RewardFn, as_reward_result, get_reward
 from ferrogym.workflows.space import SEARCH_SPACE
 from ferrogym.workflows.workflow import Evaluation
@@ -35,6 +35,8 @@ NEAR_BEST = 0.05
 CSV_COLUMNS = ("image", "family", "reward", "spearman", "favourite_ari", "best_ari", "n_configs")
 #: The family of images without a synthetic generator.
 FILE_FAMILY = "file"
+#: The family of physics-simulated images (truth files, the ``simulated:`` SPEC).
+SIMULATED_FAMILY = "simulated"
 #: The summary's family label for all images together.
 ALL_FAMILIES = "all"
 #: Marker per image family in the Spearman panel (colours are the rewards').
@@ -91,10 +93,11 @@ def _evaluate_image(images: ImageSet, index: int, n_configs: int, seed: int) -> 
 
 
 def image_family(images: ImageSet, index: int) -> str:
-    """The family of a synthetic image (its domain pattern, or "phase_boundary"), else "file"."""
+    """The family of a synthetic image (its domain pattern, or "phase_boundary"), "simulated" for
+    a truth file, else "file"."""
     if isinstance(images, SyntheticImages):
         return images.params(images.seed(index)).family
-    return FILE_FAMILY
+    return SIMULATED_FAMILY if isinstance(images, SimulatedImages) else FILE_FAMILY
 
 
 def agreement(values: Sequence[float], ari: Sequence[float]) -> dict[str, float]:

@@ -516,6 +516,8 @@ SCRIPT_RUNS = {
                                "POSITIONS": "synthetic:5003,shape=160x160,input=a_positions", "OUT": "{tmp}/run",
                                "SHIP_TO": "{tmp}/shipped", "FERROGYM": str(FERROGYM)}, ["--no-progress"]),
     "rllib_bandit.py": ({}, ["--iterations", "1"]),  # needs RLlib; run by test_ray_backend
+    # needs abTEM and minutes per image: remakes tests/data/simulated, which tests read; never run here
+    "make_simulated_images.py": ({}, []),
 }
 
 

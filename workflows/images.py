@@ -1,4 +1,4 @@
-"""Sets of images to analyse: synthetic images by seed, image files, or one array.
+"""Sets of images to analyse: synthetic images by seed, simulated images, image files, or one array.
 
 An :class:`ImageSet` is an indexed, reproducible collection: item ``i`` always names and builds
 the same image, so training and test images are separated by seed ranges or file lists, and an
@@ -17,6 +17,10 @@ env, a benchmark and a person on the command line all mean the same image by the
   pseudo field ``input`` says what the analysis is given (:data:`INPUTS`): the ``image``
   (default), or only the column ``positions`` found on it (with their A/B sublattice), or
   ``a_positions``, the A columns alone, as a positions file of one sublattice holds.
+- ``simulated:FOLDER`` or ``simulated:FILE,GLOB,...``: truth files (:mod:`.truthfile`, e.g. the
+  abTEM images of ``scripts/make_simulated_images.py`` in ``tests/data/simulated``), every
+  ``*.npz`` of a folder or the files and glob patterns given; each workflow carries its truth,
+  as a synthetic image's does, so the truth metrics (ARI, wall F1) and the reward audit work.
 - otherwise a comma-separated list of files or glob patterns.
 """
 
@@ -33,6 +37,7 @@ import numpy as np
 from .errors import InputError
 from .io import load_image, load_positions
 from .synthetic import FAMILIES, SyntheticParams, family_fields, generate, sample_params
+from .truthfile import load_truth
 from .workflow import Workflow
 
 #: What the analysis of a synthetic image is given (the ``input`` pseudo field).
@@ -198,6 +203,15 @@ class FileImages(ImageSet):
 
 
 @dataclass(frozen=True)
+class SimulatedImages(FileImages):
+    """Truth files (:mod:`.truthfile`): each image with its ground truth, named by its path."""
+
+    def workflow(self, index: int, **workflow_kwargs) -> Workflow:
+        data = load_truth(self.paths[self._check(index)])
+        return Workflow(data.image, truth=data.truth, **workflow_kwargs)
+
+
+@dataclass(frozen=True)
 class PositionFiles(FileImages):
     """Files of atom positions (``x, y[, sublattice]``), analysed without an image."""
 
@@ -262,6 +276,8 @@ def parse_images(spec: str) -> ImageSet:
     spec = spec.strip()
     if spec.startswith("synthetic"):
         return _parse_synthetic(spec)
+    if spec.startswith("simulated:"):
+        return _parse_simulated(spec)
     return FileImages(tuple(_expand_paths(spec)))
 
 
@@ -290,6 +306,18 @@ def _parse_synthetic(spec: str) -> SyntheticImages:
         else:
             fixed[key] = _value(value.strip(), spec)
     return SyntheticImages(first, last, fixed, ranges, choices)
+
+
+def _parse_simulated(spec: str) -> SimulatedImages:
+    where = spec.removeprefix("simulated:").strip()
+    if not where:
+        raise InputError(f"image SPEC {spec!r}: name a folder of truth files, e.g. simulated:tests/data/simulated")
+    if Path(where).is_dir():
+        paths = sorted(Path(where).glob("*.npz"))
+        if not paths:
+            raise InputError(f"image SPEC {spec!r}: folder {where!r} holds no truth files (*.npz)")
+        return SimulatedImages(tuple(paths))
+    return SimulatedImages(tuple(_expand_paths(where)))
 
 
 def _value(text: str, spec: str):

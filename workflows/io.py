@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ferrogym.workflows.errors import InputError
+from ferrogym.workflows.truthfile import load_truth
 
 MIN_IMAGE_SIDE = 16
 MIN_POSITIONS = 10
@@ -41,7 +42,7 @@ _RSCIIO_READERS = {
     ".bmp": ("image", "BMP"),
     ".gif": ("image", "GIF"),
 }
-_IMAGE_EXTENSIONS = (".npy", *_RSCIIO_READERS)
+_IMAGE_EXTENSIONS = (".npy", *_RSCIIO_READERS, ".npz")
 _POSITION_EXTENSIONS = (".npy", ".csv", ".txt")
 _POSITION_COLUMNS = ("x", "y", "sublattice")
 
@@ -142,7 +143,8 @@ def load_image(path, frame: int | None = None) -> ImageData:
     Parameters
     ----------
     path : str or os.PathLike
-        ``.npy`` or any extension in the RosettaSciIO table of this module (TIFF, HyperSpy,
+        ``.npy``, a truth file ``.npz`` (:mod:`~ferrogym.workflows.truthfile`: its image and
+        pixel size) or any extension in the RosettaSciIO table of this module (TIFF, HyperSpy,
         DigitalMicrograph, EMD, TIA, MRC, PNG/JPEG/BMP/GIF).
     frame : int, optional
         Index of the image to take from a 3-D stack (first axis). Must be None for a 2-D image.
@@ -162,6 +164,8 @@ def load_image(path, frame: int | None = None) -> ImageData:
     source = str(path)
     if path.suffix.lower() == ".npy":
         data, pixel_size_pm = _read_npy(path), None
+    elif path.suffix.lower() == ".npz":
+        data, pixel_size_pm = _read_truth_file(path)
     else:
         data, pixel_size_pm = _read_with_rsciio(path)
     image = validate_image(_select_frame(data, frame, source), source)
@@ -193,6 +197,12 @@ def validate_image(array, source: str = "image array") -> np.ndarray:
     _check_image_finite(image, source)
     _check_image_contrast(image, source)
     return image
+
+
+def _read_truth_file(path: Path) -> tuple[np.ndarray, float]:
+    """The image and pixel size of a truth file (:mod:`.truthfile`), its truth left aside."""
+    data = load_truth(path)
+    return data.image, data.truth.pixel_size_pm
 
 
 def _read_with_rsciio(path: Path) -> tuple[np.ndarray, float | None]:
