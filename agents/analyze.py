@@ -48,8 +48,8 @@ from .search import make_strategy, run_search
 
 #: The search ``ferrogym analyze`` runs unless told otherwise, and its budget: the recommendation
 #: of ``benchmarks/default_search.py`` (the README quotes its table).
-DEFAULT_SEARCH = "bayes-tpe"
-DEFAULT_BUDGET = 16
+DEFAULT_SEARCH = "policy:shipped"
+DEFAULT_BUDGET = 3
 
 
 @dataclass(frozen=True)
