@@ -165,7 +165,8 @@ def load_image(path, frame: int | None = None) -> ImageData:
     if path.suffix.lower() == ".npy":
         data, pixel_size_pm = _read_npy(path), None
     elif path.suffix.lower() == ".npz":
-        data, pixel_size_pm = _read_truth_file(path)
+        truth_file = load_truth(path)
+        data, pixel_size_pm = truth_file.image, truth_file.truth.pixel_size_pm
     else:
         data, pixel_size_pm = _read_with_rsciio(path)
     image = validate_image(_select_frame(data, frame, source), source)
@@ -197,12 +198,6 @@ def validate_image(array, source: str = "image array") -> np.ndarray:
     _check_image_finite(image, source)
     _check_image_contrast(image, source)
     return image
-
-
-def _read_truth_file(path: Path) -> tuple[np.ndarray, float]:
-    """The image and pixel size of a truth file (:mod:`.truthfile`), its truth left aside."""
-    data = load_truth(path)
-    return data.image, data.truth.pixel_size_pm
 
 
 def _read_with_rsciio(path: Path) -> tuple[np.ndarray, float | None]:

@@ -182,8 +182,7 @@ def split_sublattices(xy: np.ndarray, amplitude: np.ndarray, spacing: float,
     two_sublattices = periodicity is not None and periodicity.two_sublattices
     if not two_sublattices and not _sublattices_visible(xy, contrast, patch, scale):
         return np.full(n, "A")
-    if brighter not in SUBLATTICES:
-        raise InputError(f"brighter sublattice {brighter!r}: use one of {SUBLATTICES}")
+    check_brighter(brighter)
     vote = np.bincount(patch, weights=np.nan_to_num(contrast))
     is_a = colour * np.sign(vote[patch]) * (1 if brighter == "A" else -1) > 0
     undecided = vote[patch] == 0
@@ -192,6 +191,13 @@ def split_sublattices(xy: np.ndarray, amplitude: np.ndarray, spacing: float,
     if undecided.any():
         is_a[undecided] = _closer_to_a(xy, log_amplitude, is_a, undecided)
     return np.where(is_a, "A", "B")
+
+
+def check_brighter(brighter: str) -> str:
+    """``brighter`` as given, when it names a sublattice (:data:`SUBLATTICES`)."""
+    if brighter not in SUBLATTICES:
+        raise InputError(f"brighter_sublattice = {brighter!r}: use one of {SUBLATTICES}")
+    return brighter
 
 
 def lattice_step_graph(xy: np.ndarray, periodicity: Periodicity):

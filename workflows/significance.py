@@ -76,8 +76,9 @@ from scipy.cluster.vq import kmeans2
 from scipy.spatial import cKDTree
 from scipy.stats import chi2, norm
 
+from .errors import InputError
 from .order import ORIENTATION_SECTORS, OrderParameter, bond_sectors
-from .walls import BOND_REACH, Segmentation, _components
+from .walls import BOND_REACH, Segmentation, graph_components
 
 #: The stated false-positive rate of the verdict: the chance that an image without walls is
 #: reported with one.
@@ -393,8 +394,6 @@ def _symmetric(pairs: np.ndarray, n: int) -> sparse.csr_matrix:
 
 def _require_order(segmentation: Segmentation) -> OrderParameter:
     if segmentation.order is None:
-        from .errors import InputError
-
         raise InputError("wall significance is measured on the image's order parameter, but the segmentation has "
                          "none (Segmentation.order is None); build segmentations with a Workflow, or pass order=")
     return segmentation.order
@@ -554,7 +553,7 @@ def _significant_regions(segmentation: Segmentation, tests: list[WallTest], crit
     weak = np.array([t.statistic < critical for t in tests])
     crossing = segmentation.wall_bonds[weak[segmentation.segment_index]]
     joined = np.vstack([segmentation.same_label_bonds, crossing])
-    return np.where(segmentation.labels >= 0, _components(joined, len(segmentation.xy)), -1)
+    return np.where(segmentation.labels >= 0, graph_components(joined, len(segmentation.xy)), -1)
 
 
 def _merge_in(labels: np.ndarray, current: Segmentation, segment: int) -> np.ndarray:

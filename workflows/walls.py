@@ -120,7 +120,7 @@ class Segmentation:
     @cached_property
     def network_index(self) -> np.ndarray:
         """Index into :attr:`networks` of each wall point."""
-        return _components(self._wall_links, len(self.wall_points))
+        return graph_components(self._wall_links, len(self.wall_points))
 
     @cached_property
     def networks(self) -> list[WallSegment]:
@@ -133,7 +133,7 @@ class Segmentation:
         sides = np.sort(self.labels[self.wall_bonds], axis=1)
         links = self._wall_links
         same_sides = (sides[links[:, 0]] == sides[links[:, 1]]).all(axis=1)
-        return _components(links[same_sides], len(self.wall_points))
+        return graph_components(links[same_sides], len(self.wall_points))
 
     @cached_property
     def segments(self) -> list[WallSegment]:
@@ -181,7 +181,7 @@ class Segmentation:
     @cached_property
     def same_label_components(self) -> np.ndarray:
         """Region id per site: components of the same-label bonds (-1: unassigned)."""
-        component = _components(self.same_label_bonds, len(self.xy))
+        component = graph_components(self.same_label_bonds, len(self.xy))
         return np.where(self.labels >= 0, component, -1)
 
     @cached_property
@@ -191,7 +191,7 @@ class Segmentation:
         return (self.labels >= 0) & ~on_wall
 
 
-def _components(pairs: np.ndarray, n: int) -> np.ndarray:
+def graph_components(pairs: np.ndarray, n: int) -> np.ndarray:
     """Connected-component id per node of the undirected graph given by index pairs."""
     pairs = pairs.reshape(-1, 2)
     graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))

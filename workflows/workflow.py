@@ -28,7 +28,7 @@ from .descriptors import NEEDS, DescriptorUnavailable, Features, compute_descrip
 from .detection import find_columns
 from .errors import InputError
 from .io import ImageData, PositionsData, load_image, load_positions, validate_image, validate_positions
-from .lattice import SUBLATTICES, AtomLattice, lattice_from_columns, lattice_from_positions
+from .lattice import AtomLattice, check_brighter, lattice_from_columns, lattice_from_positions
 from .metrics import match_positions, variant_ari, wall_f1
 from .order import OrderParameter, measure_order
 from .periodicity import MIN_CELLS_ACROSS, too_few_cells
@@ -122,9 +122,7 @@ class Workflow:
         self.positions = _as_positions(positions, sublattice)
         self.truth = truth
         self.pixel_size_pm = _pixel_size(pixel_size_pm, image, truth)
-        if brighter_sublattice not in SUBLATTICES:
-            raise InputError(f"brighter_sublattice = {brighter_sublattice!r}: use one of {SUBLATTICES}")
-        self.brighter_sublattice = brighter_sublattice
+        self.brighter_sublattice = check_brighter(brighter_sublattice)
         if region is not None and self.image is None:
             raise InputError("a region (--region, --mask) selects columns of an image; positions without an image "
                              "take none: give the positions inside the region instead")
